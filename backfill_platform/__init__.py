@@ -1,0 +1,1 @@
+"""backfill_platform: resumable, rate-limited API backfills into PostgreSQL, orchestrated by Dagster."""

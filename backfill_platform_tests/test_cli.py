@@ -1,0 +1,46 @@
+"""The CLI: --help on every command, one-line errors for bad input."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from backfill_platform.cli import build_parser, main
+
+CLI = [sys.executable, "-m", "backfill_platform.cli"]
+
+
+def _subcommand_paths() -> list[list[str]]:
+    paths: list[list[str]] = [[]]
+    parser = build_parser()
+
+    def walk(p, prefix: list[str]) -> None:
+        for action in p._actions:
+            if action.__class__.__name__ == "_SubParsersAction":
+                for name, child in action.choices.items():
+                    paths.append([*prefix, name])
+                    walk(child, [*prefix, name])
+
+    walk(parser, [])
+    return paths
+
+
+@pytest.mark.parametrize("path", _subcommand_paths(), ids=lambda p: " ".join(p) or "root")
+def test_help_on_every_command(path: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main([*path, "--help"])
+    assert exit_.value.code == 0
+    assert "usage: backfill-platform" in capsys.readouterr().out
+
+
+def test_dev_refuses_a_taken_port(db_url: str) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        proc = subprocess.run([*CLI, "dev", "--port", str(port)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert f"port {port} is already taken" in proc.stderr and "Traceback" not in proc.stderr
