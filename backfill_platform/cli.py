@@ -108,6 +108,34 @@ def _run_dev(args: argparse.Namespace) -> int:
     return 0  # unreachable: exec replaces this process
 
 
+@command
+def _sandbox(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("sandbox", help="serve local simulators of all five APIs on loopback")
+    parser.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    parser.add_argument("--host", default="127.0.0.1", help="host (default 127.0.0.1)")
+    parser.add_argument("--seed", type=int, default=7, help="data seed: same seed, same history (default 7)")
+    parser.add_argument("--scale", type=float, default=1.0, help="volume multiplier (default 1.0)")
+    parser.set_defaults(handler=_run_sandbox)
+
+
+def _run_sandbox(args: argparse.Namespace) -> int:
+    from backfill_platform.sandbox.core import SandboxConfig
+    from backfill_platform.sandbox.server import base_urls, credentials, serve
+
+    if args.scale <= 0:
+        raise ConfigurationError(f"--scale must be positive (got {args.scale})")
+    require_free_port(args.port, "--port")
+    config = SandboxConfig(seed=args.seed, scale=args.scale)
+    origin = f"http://{args.host}:{args.port}"
+    print(f"Sandbox APIs on {origin} (seed {args.seed}, scale {args.scale}); counters at {origin}/_sandbox/stats")
+    print("Point the clients at it with:")
+    for name, value in {**base_urls(origin), **credentials(config)}.items():
+        print(f"  export {name}={value}")
+    sys.stdout.flush()
+    serve(config, args.host, args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="backfill-platform",

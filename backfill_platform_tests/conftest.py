@@ -12,6 +12,8 @@ import psycopg
 import pytest
 
 from backfill_platform import database, settings
+from backfill_platform.sandbox.core import SandboxConfig
+from backfill_platform.sandbox.server import SandboxProcess
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,3 +74,20 @@ def dagster_home(tmp_path: Path, db_url: str) -> Path:
     home.mkdir()
     (home / "dagster.yaml").symlink_to(REPO_ROOT / "dagster.yaml")
     return home
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[SandboxProcess]:
+    """All five simulators with their real limits, in a child process on a free loopback port."""
+    with SandboxProcess(SandboxConfig()) as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox(sandbox_server: SandboxProcess) -> Iterator[SandboxProcess]:
+    """The shared sandbox with counters and faults reset, and revisions back to 0 afterwards."""
+    sandbox_server.reset()
+    yield sandbox_server
+    sandbox_server.reset()
+    for api in ("blaze", "racing"):
+        sandbox_server.set_revision(api, 0)

@@ -44,3 +44,29 @@ def test_dev_refuses_a_taken_port(db_url: str) -> None:
         proc = subprocess.run([*CLI, "dev", "--port", str(port)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert f"port {port} is already taken" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_sandbox_command_prints_env_and_serves(tmp_path) -> None:
+    import time
+
+    import httpx
+
+    from backfill_platform.sandbox.server import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([*CLI, "sandbox", "--port", str(port)], stdout=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stdout.readline() for _ in range(3)]
+        assert f"http://127.0.0.1:{port}" in lines[0]
+        assert any(f"BACKFILL_BLAZE_BASE_URL=http://127.0.0.1:{port}/blaze" in line for line in lines)
+        for _ in range(100):
+            try:
+                assert httpx.get(f"http://127.0.0.1:{port}/_sandbox/stats").status_code == 200
+                break
+            except httpx.ConnectError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("sandbox did not come up")
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -1,0 +1,1 @@
+"""Faithful local simulators of the five APIs, on one ASGI app served over loopback."""

@@ -1,0 +1,58 @@
+"""The one ASGI app: five simulated APIs under /<source>, and a control surface under /_sandbox for tests."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from backfill_platform.sandbox.apis import alpaca, blaze, canton, racing, stacks
+from backfill_platform.sandbox.core import FaultPlan, Sandbox, SandboxConfig, json_response
+
+API_MODULES = {"blaze": blaze, "canton": canton, "racing": racing, "alpaca": alpaca, "stacks": stacks}
+
+
+def control_routes(sandbox: Sandbox) -> list[Route]:
+    async def stats(request: Request) -> Response:
+        return json_response(sandbox.stats.snapshot())
+
+    async def reset(request: Request) -> Response:
+        """Forget counters, faults and head arrivals (revisions stay: they are the data's state)."""
+        sandbox.stats.reset()
+        sandbox.faults.clear()
+        sandbox.arrivals.clear()
+        return json_response({"ok": True})
+
+    async def faults(request: Request) -> Response:
+        api = request.path_params["api"]
+        if api not in API_MODULES:
+            return json_response({"error": f"unknown api {api}"}, 404)
+        sandbox.faults[api] = FaultPlan.from_dict(await request.json())
+        return json_response({"ok": True})
+
+    async def revision(request: Request) -> Response:
+        api = request.path_params["api"]
+        sandbox.revisions[api] = int((await request.json())["revision"])
+        return json_response({"revision": sandbox.revisions[api]})
+
+    async def config(request: Request) -> Response:
+        return Response(sandbox.config.to_json(), media_type="application/json")
+
+    return [
+        Route("/_sandbox/stats", stats, methods=["GET"]),
+        Route("/_sandbox/reset", reset, methods=["POST"]),
+        Route("/_sandbox/faults/{api}", faults, methods=["POST"]),
+        Route("/_sandbox/revision/{api}", revision, methods=["POST"]),
+        Route("/_sandbox/config", config, methods=["GET"]),
+    ]
+
+
+def build_app(config: SandboxConfig | None = None) -> Starlette:
+    sandbox = Sandbox(config or SandboxConfig())
+    routes = control_routes(sandbox)
+    for module in API_MODULES.values():
+        routes.extend(module.routes(sandbox))
+    app = Starlette(routes=routes)
+    app.state.sandbox = sandbox
+    return app
