@@ -136,6 +136,25 @@ def _run_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+@command
+def _bench(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("bench", help="benchmarks that print ratios measured in one run")
+    which = parser.add_subparsers(dest="which", required=True)
+    http = which.add_parser("http", help="N processes share one R/s budget against a per-second counting server")
+    http.add_argument("--rate", type=int, default=50, help="R, requests per second (default 50)")
+    http.add_argument("--processes", type=int, default=4, help="processes sharing the budget (default 4)")
+    http.add_argument("--seconds", type=float, default=10.0, help="measured seconds (default 10)")
+    http.set_defaults(handler=_run_bench_http)
+
+
+def _run_bench_http(args: argparse.Namespace) -> int:
+    from backfill_platform.bench import http
+    from backfill_platform.database import database_url
+
+    print(http.run(database_url(), args.rate, args.processes, args.seconds).report())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="backfill-platform",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -36,6 +38,14 @@ def control_routes(sandbox: Sandbox) -> list[Route]:
         sandbox.revisions[api] = int((await request.json())["revision"])
         return json_response({"revision": sandbox.revisions[api]})
 
+    async def ping(request: Request) -> Response:
+        """For the budget benchmark: counts arrivals per clock second, 429 above ?limit= in a second."""
+        second = int(time.time())
+        sandbox.stats.add("bench", "seconds", str(second))
+        count = sandbox.stats.counts["bench"][str(second)]
+        limit = int(request.query_params.get("limit", "0") or 0)
+        return json_response({"second": second}, 429 if limit and count > limit else 200)
+
     async def config(request: Request) -> Response:
         return Response(sandbox.config.to_json(), media_type="application/json")
 
@@ -45,6 +55,7 @@ def control_routes(sandbox: Sandbox) -> list[Route]:
         Route("/_sandbox/faults/{api}", faults, methods=["POST"]),
         Route("/_sandbox/revision/{api}", revision, methods=["POST"]),
         Route("/_sandbox/config", config, methods=["GET"]),
+        Route("/_bench/ping", ping, methods=["GET"]),
     ]
 
 

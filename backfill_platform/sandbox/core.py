@@ -150,6 +150,7 @@ class Fault:
     route: str | None = None  # only requests to this route (path suffix); None = any route of the API
     times: int = 1  # scripted faults fire this many times
     body: bytes | None = None
+    headers: dict[str, str] | None = None  # e.g. a Retry-After some gateways add
 
 
 @dataclass
@@ -266,7 +267,7 @@ def api_endpoint(
             if fault.kind == "status":
                 sandbox.stats.add(api, route, str(fault.status))
                 body = fault.body if fault.body is not None else error_body(fault.status)
-                return Response(body, status_code=fault.status, media_type=error_media)
+                return Response(body, status_code=fault.status, media_type=error_media, headers=fault.headers)
             if fault.kind == "slow":
                 await asyncio.sleep(fault.seconds)
         response = await handler(request, sandbox)

@@ -1,0 +1,1 @@
+"""Shared resources: the one HTTP path (http.py) and its cross-process request budget (budget.py)."""

@@ -1,0 +1,64 @@
+"""The five API resources: each is the shared HTTP path plus that API's authentication scheme."""
+
+from __future__ import annotations
+
+import base64
+from typing import ClassVar
+
+from pydantic import Field
+
+from backfill_platform.resources.http import HttpApiResource
+
+
+class BlazeApi(HttpApiResource):
+    """Blaze Partner API: the partner key and the store's developer key, both as headers (no 'Bearer')."""
+
+    API: ClassVar[str] = "blaze"
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("partner_key", "api_key")
+    partner_key: str = Field(description="Partner key (BACKFILL_BLAZE_PARTNER_KEY).")
+    api_key: str = Field(description="Store developer key (BACKFILL_BLAZE_API_KEY).")
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"partner_key": self.partner_key, "Authorization": self.api_key}
+
+
+class CantonApi(HttpApiResource):
+    """Splice Scan of one SV: no authentication is declared by the API."""
+
+    API: ClassVar[str] = "canton"
+
+
+class RacingApi(HttpApiResource):
+    """The Racing API: HTTP Basic with the username and password issued on subscription."""
+
+    API: ClassVar[str] = "racing"
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("username", "password")
+    username: str = Field(description="BACKFILL_RACING_USERNAME")
+    password: str = Field(description="BACKFILL_RACING_PASSWORD")
+
+    def auth_headers(self) -> dict[str, str]:
+        token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+
+
+class AlpacaApi(HttpApiResource):
+    """Alpaca Market Data: the APCA key id and secret as headers."""
+
+    API: ClassVar[str] = "alpaca"
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("key_id", "secret_key")
+    key_id: str = Field(description="BACKFILL_ALPACA_KEY_ID")
+    secret_key: str = Field(description="BACKFILL_ALPACA_SECRET_KEY")
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"APCA-API-KEY-ID": self.key_id, "APCA-API-SECRET-KEY": self.secret_key}
+
+
+class StacksApi(HttpApiResource):
+    """Hiro Stacks API: an optional x-api-key raises the per-minute limit."""
+
+    API: ClassVar[str] = "stacks"
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("api_key",)
+    api_key: str = Field(default="", description="Optional BACKFILL_STACKS_API_KEY.")
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"x-api-key": self.api_key} if self.api_key else {}

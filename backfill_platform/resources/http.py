@@ -1,0 +1,258 @@
+"""THE HTTP path of every source: httpx with keep-alive, the shared request budget, retries, metrics.
+
+Sources never sleep, retry or count by themselves: they call `ApiSession.request_json()` and page with
+`pagination.py`. Credentials live only in request headers; errors name the API, route and status, never a secret.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+import dagster as dg
+import httpx
+import orjson
+import tenacity
+from pydantic import Field, PrivateAttr
+
+from backfill_platform.database import database_url
+from backfill_platform.errors import ConfigurationError
+from backfill_platform.resources.budget import RateBudget, Window, parse_rate
+
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+# A reset header above this is an epoch timestamp (Alpaca, Hiro); below, a number of seconds.
+EPOCH_THRESHOLD = 1_000_000_000
+
+
+class ApiError(Exception):
+    """An API answered in a way a retry cannot fix (or retries ran out): one line, no secrets."""
+
+    def __init__(self, api: str, route: str, message: str, status: int | None = None) -> None:
+        super().__init__(f"{api} {route}: {message}")
+        self.api, self.route, self.status = api, route, status
+
+
+class RetryableError(Exception):
+    """A 429/5xx, a timeout, a cut connection or a malformed body: worth another attempt."""
+
+    def __init__(self, message: str, wait_hint_s: float | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.wait_hint_s, self.status = wait_hint_s, status
+
+
+@dataclass
+class HttpMetrics:
+    """What one resource's calls cost; assets put these in materialization metadata."""
+
+    calls: int = 0
+    retries: int = 0
+    http_429: int = 0
+    budget_wait_s: float = 0.0
+    retry_wait_s: float = 0.0
+    bytes: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **deltas: float) -> None:
+        with self._lock:
+            for name, value in deltas.items():
+                setattr(self, name, getattr(self, name) + value)
+
+    def snapshot(self) -> dict[str, float]:
+        with self._lock:  # asdict() would deep-copy the lock
+            data = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+        data["budget_wait_s"] = round(data["budget_wait_s"], 3)
+        data["retry_wait_s"] = round(data["retry_wait_s"], 3)
+        return data
+
+    def since(self, before: Mapping[str, float]) -> dict[str, float]:
+        now = self.snapshot()
+        return {k: round(now[k] - before.get(k, 0), 3) for k in now}
+
+
+def wait_hint(response: httpx.Response) -> float | None:
+    """Seconds the server asks us to wait: Retry-After (seconds or HTTP date), else a reset header."""
+    retry_after = response.headers.get("retry-after")
+    if retry_after:
+        try:
+            return max(0.0, float(retry_after))
+        except ValueError:
+            try:
+                return max(0.0, email.utils.parsedate_to_datetime(retry_after).timestamp() - time.time())
+            except (TypeError, ValueError):
+                pass
+    for name in ("x-ratelimit-reset", "ratelimit-reset"):
+        raw = response.headers.get(name)
+        if raw:
+            try:
+                value = float(raw)
+            except ValueError:
+                continue
+            return max(0.0, value - time.time()) if value > EPOCH_THRESHOLD else max(0.0, value)
+    return None
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class ApiSession:
+    """One API's live client: a pooled httpx.Client, its budget, its retry policy and its metrics."""
+
+    def __init__(
+        self,
+        api: str,
+        base_url: str,
+        headers: Mapping[str, str],
+        budget: RateBudget | None,
+        timeout_s: float = 30.0,
+        max_attempts: int = 8,
+        max_retry_wait_s: float = 300.0,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+    ) -> None:
+        self.api, self.budget = api, budget
+        self.max_attempts, self.max_retry_wait_s = max_attempts, max_retry_wait_s
+        self.metrics = HttpMetrics()
+        self._backoff = tenacity.wait_exponential_jitter(initial=backoff_initial_s, max=backoff_max_s)
+        self.client = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers=dict(headers),
+            timeout=httpx.Timeout(timeout_s),
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+        )
+
+    def close(self) -> None:
+        self.client.close()
+        if self.budget is not None:
+            self.budget.close()
+
+    def __enter__(self) -> ApiSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        """The server's hint when it gave one (capped by the total budget), else exponential backoff with jitter."""
+        exc = state.outcome.exception() if state.outcome else None
+        hint = exc.wait_hint_s if isinstance(exc, RetryableError) else None
+        wait = hint + 0.05 if hint is not None else self._backoff(state)
+        return min(wait, self.max_retry_wait_s)
+
+    def _before_sleep(self, state: tenacity.RetryCallState) -> None:
+        self.metrics.add(retries=1, retry_wait_s=state.next_action.sleep if state.next_action else 0.0)
+
+    def _attempt(self, method: str, route: str, params: Any, json: Any) -> Any:
+        if self.budget is not None:
+            self.metrics.add(budget_wait_s=self.budget.acquire())
+        self.metrics.add(calls=1)
+        try:
+            response = self.client.request(method, route, params=params, json=json)
+        except httpx.TimeoutException as exc:
+            raise RetryableError(f"timed out ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise RetryableError(f"connection failed ({type(exc).__name__})") from None
+        self.metrics.add(bytes=len(response.content))
+        if response.status_code in RETRYABLE_STATUS:
+            if response.status_code == 429:
+                self.metrics.add(http_429=1)
+            raise RetryableError(
+                f"HTTP {response.status_code} {_short(response.text, 120)}", wait_hint(response), response.status_code
+            )
+        if response.status_code >= 400:
+            raise ApiError(
+                self.api, route, f"HTTP {response.status_code}: {_short(response.text)}", response.status_code
+            )
+        try:
+            return orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise RetryableError(f"malformed JSON in a {len(response.content)}-byte answer") from None
+
+    def request_json(self, method: str, route: str, params: Any = None, json: Any = None) -> Any:
+        """One logical request: budgeted attempts, retried on 429/5xx/timeouts/resets/malformed bodies."""
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.max_attempts) | tenacity.stop_after_delay(self.max_retry_wait_s),
+            retry=tenacity.retry_if_exception_type(RetryableError),
+            wait=self._wait,
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(self._attempt, method, route, params, json)
+        except RetryableError as exc:
+            raise ApiError(
+                self.api, route, f"gave up after {self._attempts(retrying)} attempts: {exc}", exc.status
+            ) from None
+
+    @staticmethod
+    def _attempts(retrying: tenacity.Retrying) -> int:
+        return int(retrying.statistics.get("attempt_number", 0))
+
+    def get(self, route: str, params: Any = None) -> Any:
+        return self.request_json("GET", route, params=params)
+
+    def post(self, route: str, json: Any = None) -> Any:
+        return self.request_json("POST", route, json=json)
+
+
+class HttpApiResource(dg.ConfigurableResource):
+    """Base of every API resource: where the API is, how fast it may be called, how patiently to retry.
+
+    Subclasses add credentials (bound with dagster.EnvVar) and `auth_headers()`; `session()` builds the live client.
+    """
+
+    base_url: str = Field(description="The API's origin, exactly as for the real service; the client adds paths.")
+    rate: str = Field(description="Request budget shared by every process, e.g. '2/s' or '7500/5m'.")
+    timeout_s: float = Field(default=30.0, description="Per-request timeout in seconds.")
+    max_attempts: int = Field(default=8, description="Attempts per request before failing.")
+    max_retry_wait_s: float = Field(default=300.0, description="Cap on seconds spent waiting between attempts.")
+    backoff_initial_s: float = Field(default=0.5, description="First backoff after a 5xx or a 429 without hints.")
+    backoff_max_s: float = Field(default=30.0, description="Longest single backoff.")
+    use_budget: bool = Field(default=True, description="Share the request budget through PostgreSQL.")
+
+    _session: ApiSession | None = PrivateAttr(default=None)
+
+    API: ClassVar[str] = "api"  # the budget key and the name in errors
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def __repr_args__(self):  # pydantic repr: credentials never printed
+        for name, value in super().__repr_args__():
+            yield name, ("***" if name in self.SECRET_FIELDS and value else value)
+
+    def auth_headers(self) -> dict[str, str]:
+        return {}
+
+    def windows(self) -> tuple[Window, ...]:
+        return parse_rate(self.rate, f"BACKFILL_{self.API.upper()}_RATE")
+
+    def session(self) -> ApiSession:
+        """The live client, built once per resource instance (one per run worker process)."""
+        if self._session is None:
+            if not self.base_url.startswith(("http://", "https://")):
+                raise ConfigurationError(
+                    f"BACKFILL_{self.API.upper()}_BASE_URL={self.base_url!r} is not an http(s) URL; "
+                    "set it to the API's origin, e.g. https://api.example.com"
+                )
+            budget = RateBudget(database_url(), self.API, self.windows()) if self.use_budget else None
+            self._session = ApiSession(
+                self.API,
+                self.base_url,
+                self.auth_headers(),
+                budget,
+                self.timeout_s,
+                self.max_attempts,
+                self.max_retry_wait_s,
+                self.backoff_initial_s,
+                self.backoff_max_s,
+            )
+        return self._session
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None

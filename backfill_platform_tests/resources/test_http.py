@@ -1,0 +1,148 @@
+"""The one HTTP path against the real sandbox on loopback: retries, 429 hints, fail-fast errors, secrets, metrics."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+
+import pytest
+
+from backfill_platform.resources.apis import BlazeApi, CantonApi, RacingApi
+from backfill_platform.resources.http import ApiError
+from backfill_platform.sandbox.core import SandboxConfig
+
+CFG = SandboxConfig()
+FAST = {"backoff_initial_s": 0.05, "backoff_max_s": 0.2, "use_budget": False}
+BLAZE_Q = {"startDate": "03/01/2024", "endDate": "03/01/2024", "limit": 100}
+TX = "/api/v1/partner/transactions"
+
+
+def blaze(sandbox, **kw) -> BlazeApi:
+    args = {"partner_key": CFG.blaze_partner_key, "api_key": CFG.blaze_api_key, **FAST, **kw}
+    return BlazeApi(base_url=f"{sandbox.origin}/blaze", rate="7500/5m", **args)
+
+
+def canton(sandbox, **kw) -> CantonApi:
+    return CantonApi(base_url=f"{sandbox.origin}/canton", rate="100/s", **{**FAST, **kw})
+
+
+def test_429_without_headers_backs_off_and_succeeds(sandbox) -> None:
+    sandbox.faults("blaze", {"scripted": [{"kind": "status", "status": 429, "times": 2}]})
+    session = blaze(sandbox).session()
+    page = session.get(TX, BLAZE_Q)
+    assert page["values"]
+    m = session.metrics.snapshot()
+    assert (m["calls"], m["retries"], m["http_429"]) == (3, 2, 2)
+    assert sandbox.stats()["apis"]["blaze"]["requests"] == 3
+
+
+@pytest.mark.parametrize("retry_after", ["1", "http-date"])
+def test_429_with_retry_after_waits_that_long(sandbox, retry_after: str) -> None:
+    if retry_after == "http-date":
+        retry_after = email.utils.formatdate(time.time() + 2, usegmt=True)  # second precision: waits 1-2 s
+    sandbox.faults("blaze", {"scripted": [{"kind": "status", "status": 429, "headers": {"Retry-After": retry_after}}]})
+    session = blaze(sandbox, backoff_initial_s=5.0).session()  # a plain backoff would wait 5 s, the hint 1-2 s
+    started = time.monotonic()
+    assert session.get(TX, BLAZE_Q)["values"]
+    waited = time.monotonic() - started
+    m = session.metrics.snapshot()
+    assert m["http_429"] == 1 and 0.9 <= m["retry_wait_s"] <= 2.2 and waited < 4
+
+
+def test_rate_limit_reset_header_is_honoured(sandbox) -> None:
+    reset = str(int(time.time()) + 2)
+    sandbox.faults("blaze", {"scripted": [{"kind": "status", "status": 429, "headers": {"X-RateLimit-Reset": reset}}]})
+    session = blaze(sandbox, backoff_initial_s=5.0).session()
+    assert session.get(TX, BLAZE_Q)["values"]
+    assert 0.5 <= session.metrics.snapshot()["retry_wait_s"] <= 2.2
+
+
+def test_5xx_burst_timeouts_and_resets_are_survived(sandbox) -> None:
+    sandbox.faults(
+        "canton",
+        {
+            "scripted": [
+                {"kind": "status", "status": 503, "times": 3},
+                {"kind": "slow", "seconds": 3},
+                {"kind": "drop"},
+                {"kind": "truncated"},
+                {"kind": "malformed"},
+            ]
+        },
+    )
+    session = canton(sandbox, timeout_s=1.0).session()
+    page = session.post("/api/scan/v2/updates", {"page_size": 10})
+    assert len(page["transactions"]) == 10
+    m = session.metrics.snapshot()
+    assert m["calls"] == 8 and m["retries"] == 7
+
+
+def test_gives_up_after_max_attempts_with_one_clear_line(sandbox) -> None:
+    sandbox.faults("canton", {"probability": {"status": 1.0}, "status_choices": [502]})
+    with pytest.raises(ApiError) as err:
+        canton(sandbox, max_attempts=3).session().post("/api/scan/v2/updates", {"page_size": 10})
+    assert str(err.value).startswith("canton /api/scan/v2/updates: gave up after 3 attempts: HTTP 502")
+    assert "\n" not in str(err.value)
+    assert sandbox.stats()["apis"]["canton"]["requests"] == 3
+
+
+@pytest.mark.parametrize(
+    ("make", "route", "params", "status"),
+    [
+        (lambda sb: blaze(sb, api_key="wrong-store-key"), TX, BLAZE_Q, 401),
+        (lambda sb: blaze(sb), TX, {"startDate": "03/01/2024", "endDate": "03/20/2024"}, 400),
+        (
+            lambda sb: RacingApi(
+                base_url=f"{sb.origin}/racing", rate="2/s", username="sandbox", password="bad-pass-xyz", **FAST
+            ),
+            "/v1/courses",
+            None,
+            401,
+        ),
+        (
+            lambda sb: RacingApi(
+                base_url=f"{sb.origin}/racing",
+                rate="2/s",
+                username=CFG.racing_username,
+                password=CFG.racing_password,
+                **FAST,
+            ),
+            "/v1/results",
+            {"limit": 500},
+            422,
+        ),
+    ],
+)
+def test_client_errors_fail_fast_without_secrets(sandbox, make, route, params, status) -> None:
+    resource = make(sandbox)
+    with pytest.raises(ApiError) as err:
+        resource.session().get(route, params)
+    text = str(err.value)
+    assert err.value.status == status and f"HTTP {status}" in text and route in text
+    for secret in ("wrong-store-key", "bad-pass-xyz", CFG.blaze_partner_key, CFG.racing_password):
+        assert secret not in text and secret not in repr(resource)
+    assert sum(sandbox.stats()["apis"].get(resource.API, {}).get("requests", 0) for _ in [0]) == 1
+
+
+def test_budget_keeps_the_sandbox_free_of_429s(sandbox, db_url) -> None:
+    """Racing allows 2 calls per sliding second; a 2/s budget makes 7 calls with none refused."""
+    time.sleep(1.1)  # earlier tests' unbudgeted calls must leave the simulator's sliding second first
+    session = RacingApi(
+        base_url=f"{sandbox.origin}/racing",
+        rate="2/s",
+        username=CFG.racing_username,
+        password=CFG.racing_password,
+        backoff_initial_s=0.05,
+    ).session()
+    for _ in range(7):
+        session.get("/v1/courses/regions")
+    stats = sandbox.stats()["apis"]["racing"]
+    assert stats["requests"] == 7 and "429" not in stats
+    assert session.metrics.snapshot()["budget_wait_s"] >= 2.0  # 7 calls at 2/s cannot all go at once
+
+
+def test_bad_base_url_is_a_configuration_error() -> None:
+    from backfill_platform.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="BACKFILL_CANTON_BASE_URL"):
+        CantonApi(base_url="scan.sv-1.example", rate="10/s", use_budget=False).session()
