@@ -1,0 +1,83 @@
+"""The commit ledger: which partitions a run lineage already committed, so a retry skips them.
+
+A lineage is the backfill a run belongs to, else its root run (Dagster's run retries share it). A retried run or a
+retried backfill sees its own commits and does not fetch them again; a fresh, unrelated run (a scheduled re-run of
+yesterday) has a new lineage and refetches, so late data is seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import dagster as dg
+import psycopg
+from psycopg import sql
+
+from backfill_platform.settings import PLATFORM_SCHEMA
+
+BACKFILL_TAG = "dagster/backfill"
+UNPARTITIONED = "__all__"
+
+DDL = sql.SQL("""
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {schema}.ledger (
+    asset text NOT NULL,
+    partition text NOT NULL,
+    lineage text NOT NULL,
+    run_id text NOT NULL,
+    rows bigint NOT NULL,
+    bytes bigint NOT NULL,
+    seconds double precision NOT NULL,
+    committed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (asset, partition, lineage)
+);
+""").format(schema=sql.Identifier(PLATFORM_SCHEMA))
+
+RECORD = sql.SQL("""
+INSERT INTO {schema}.ledger (asset, partition, lineage, run_id, rows, bytes, seconds)
+VALUES (%(asset)s, %(partition)s, %(lineage)s, %(run_id)s, %(rows)s, %(bytes)s, %(seconds)s)
+ON CONFLICT (asset, partition, lineage) DO UPDATE SET
+    run_id = EXCLUDED.run_id, rows = EXCLUDED.rows, bytes = EXCLUDED.bytes, seconds = EXCLUDED.seconds,
+    committed_at = now()
+""").format(schema=sql.Identifier(PLATFORM_SCHEMA))
+
+COMMITTED = sql.SQL(
+    "SELECT partition FROM {schema}.ledger WHERE asset = %(asset)s AND lineage = %(lineage)s "
+    "AND partition = ANY(%(partitions)s)"
+).format(schema=sql.Identifier(PLATFORM_SCHEMA))
+
+
+def lineage_of(run: dg.DagsterRun) -> str:
+    backfill = run.tags.get(BACKFILL_TAG)
+    return f"backfill:{backfill}" if backfill else f"run:{run.root_run_id or run.run_id}"
+
+
+def asset_name(asset_key: dg.AssetKey) -> str:
+    return asset_key.to_user_string()
+
+
+def ensure(conn: psycopg.Connection) -> None:
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('backfill_platform.ledger'))")
+    conn.execute(DDL)
+
+
+def committed(dsn: str, asset_key: dg.AssetKey, lineage: str, partitions: Sequence[str]) -> set[str]:
+    """The partitions of `partitions` this lineage already committed."""
+    with psycopg.connect(dsn) as conn:
+        ensure(conn)
+        rows = conn.execute(
+            COMMITTED, {"asset": asset_name(asset_key), "lineage": lineage, "partitions": list(partitions)}
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def pending_partitions(context: dg.AssetExecutionContext, dsn: str) -> list[str]:
+    """This run's partitions minus those its lineage already committed (logged, so a resume is visible)."""
+    keys = list(context.partition_keys) if context.has_partition_key_range or context.has_partition_key else []
+    if not keys:
+        return []
+    lineage = lineage_of(context.run)
+    done = committed(dsn, context.asset_key, lineage, keys)
+    if done:
+        context.log.info(f"resuming {lineage}: {len(done)} of {len(keys)} partitions already committed, skipped")
+    return [k for k in keys if k not in done]

@@ -1,0 +1,229 @@
+"""Write one partition atomically: lock the slice, COPY into staging, check, replace or merge, record the ledger.
+
+Everything happens in one transaction, so a killed process leaves no half-written partition and readers see a
+partition's rows all at once or not at all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import orjson
+import pandas as pd
+import psycopg
+from psycopg import errors, sql
+from psycopg.types.json import Jsonb, set_json_dumps
+
+from backfill_platform.io_managers import ledger
+from backfill_platform.io_managers import sql as q
+from backfill_platform.io_managers.spec import SqlInsert, TableSpec
+
+set_json_dumps(orjson.dumps)  # dict/list values of jsonb columns are dumped by orjson
+
+
+INTEGER_TYPES = frozenset({"smallint", "integer", "int", "int2", "int4", "int8", "bigint"})
+
+
+class WriteError(Exception):
+    """Bad data for a table: names the asset, the partition and the column; nothing of that partition was written."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a partition goes: the table, the slice bounds, and who is writing (for the ledger)."""
+
+    spec: TableSpec
+    asset: str
+    partition: str  # ledger.UNPARTITIONED for a whole table
+    start: date | datetime | None
+    end: date | datetime | None
+    lineage: str
+    run_id: str
+
+    def where(self, message: str) -> str:
+        part = "" if self.partition == ledger.UNPARTITIONED else f" partition {self.partition}"
+        return f"asset {self.asset}{part}: {message}"
+
+
+@dataclass(frozen=True)
+class WriteStats:
+    rows: int
+    bytes: int
+    seconds: float
+
+
+_ensured: set[tuple[str, str]] = set()
+
+
+def ensure_table(conn: psycopg.Connection, spec: TableSpec, asset: str) -> None:
+    """Create schema and table on first write; add new nullable columns; refuse changed keys or types."""
+    key = (conn.info.dsn, spec.qualified)
+    if key in _ensured:
+        return
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ddl:{spec.qualified}",))
+    conn.execute(q.create_schema(spec.schema))
+    existing = {
+        name: (typ, nullable) for name, typ, nullable in conn.execute(q.existing_columns(), {"table": spec.qualified})
+    }
+    if not existing:
+        conn.execute(q.create_table(spec))
+    else:
+        pk = [r[0] for r in conn.execute(q.existing_primary_key(), {"table": spec.qualified})]
+        if tuple(pk) != spec.primary_key:
+            raise WriteError(
+                f"asset {asset}: table {spec.qualified} has primary key ({', '.join(pk)}) but the spec declares "
+                f"({', '.join(spec.primary_key)}); migrate the table by hand or restore the spec"
+            )
+        for column in spec.columns:
+            if column.name not in existing:
+                if not column.nullable:
+                    raise WriteError(
+                        f"asset {asset}: new column {column.name} of {spec.qualified} must be nullable to be added"
+                    )
+                conn.execute(q.add_column(spec, column.name))
+                continue
+            wanted = conn.execute(q.canonical_type(), {"type": column.type}).fetchone()[0]
+            have = existing[column.name][0]
+            if wanted is not None and have.split("(")[0] != wanted.split("(")[0]:
+                raise WriteError(
+                    f"asset {asset}: column {column.name} of {spec.qualified} is {have} but the spec declares "
+                    f"{column.type}; a type change is refused, migrate the table by hand"
+                )
+    if spec.partition_column and spec.partition_column != spec.primary_key[0]:
+        conn.execute(q.create_index(spec, (spec.partition_column,)))
+    for index in spec.indexes:
+        conn.execute(q.create_index(spec, index))
+    ledger.ensure(conn)
+    _ensured.add(key)
+
+
+def _jsonb_columns(spec: TableSpec, columns: Sequence[str]) -> list[int]:
+    return [i for i, c in enumerate(columns) if spec.column(c).type.lower() == "jsonb"]
+
+
+def _frame_rows(frame: pd.DataFrame, spec: TableSpec, target: Target) -> tuple[tuple[str, ...], Iterable[tuple]]:
+    missing = [k for k in spec.primary_key if k not in frame.columns]
+    if missing:
+        raise WriteError(target.where(f"key column {missing[0]} is missing from the DataFrame"))
+    unknown = [c for c in frame.columns if c not in spec.column_names]
+    if unknown:
+        raise WriteError(target.where(f"column {unknown[0]} is not declared for {spec.qualified}"))
+    columns = tuple(frame.columns)
+    integers = [c for c in columns if spec.column(c).type.lower() in INTEGER_TYPES and frame[c].dtype.kind == "f"]
+    if integers:  # pandas turns integers with gaps into floats; COPY wants 3, not 3.0
+        frame = frame.astype(dict.fromkeys(integers, "Int64"))
+    clean = frame.astype(object).where(frame.notna(), None)  # NaN/NaT/NA → NULL
+    return columns, clean.itertuples(index=False, name=None)
+
+
+def _copy(
+    cur: psycopg.Cursor, spec: TableSpec, columns: tuple[str, ...], rows: Iterable[Sequence[Any]]
+) -> tuple[int, int]:
+    jsonb = _jsonb_columns(spec, columns)
+    count = 0
+    with cur.copy(q.copy_in(spec, columns)) as copy:
+        if jsonb:
+            for row in rows:
+                row = list(row)
+                for i in jsonb:
+                    value = row[i]
+                    if isinstance(value, dict | list):
+                        row[i] = Jsonb(value)
+                    elif isinstance(value, bytes):
+                        row[i] = value.decode()
+                copy.write_row(row)
+                count += 1
+        else:
+            for row in rows:
+                copy.write_row(row)
+                count += 1
+    return count, 0
+
+
+def _check_staging(cur: psycopg.Cursor, spec: TableSpec, target: Target) -> None:
+    nulls = cur.execute(q.null_key_counts(spec)).fetchone()
+    for key, n in zip(spec.primary_key, nulls, strict=True):
+        if n:
+            raise WriteError(target.where(f"key column {key} is NULL in {n} rows; every row needs its key"))
+    dup = cur.execute(q.duplicate_key(spec)).fetchone()
+    if dup:
+        key = ", ".join(f"{k}={v!r}" for k, v in zip(spec.primary_key, dup[:-1], strict=True))
+        raise WriteError(target.where(f"duplicate key ({key}) appears {dup[-1]} times in one batch; de-duplicate it"))
+    if spec.partition_column and target.start is not None:
+        n, lo, hi = cur.execute(q.outside_window(spec), {"start": target.start, "end": target.end}).fetchone()
+        if n:
+            raise WriteError(
+                target.where(
+                    f"{n} rows have {spec.partition_column} outside [{target.start}, {target.end}) "
+                    f"(from {lo} to {hi}); a partition may only hold its own window"
+                )
+            )
+
+
+def write_partition(
+    conn: psycopg.Connection,
+    target: Target,
+    data: Iterable[Sequence[Any]] | pd.DataFrame | SqlInsert,
+    columns: tuple[str, ...] | None = None,
+) -> WriteStats:
+    """Replace or merge one partition and record it in the ledger, all in one transaction."""
+    spec = target.spec
+    started = time.perf_counter()
+    bounds = {"start": target.start, "end": target.end}
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            ensure_table(conn, spec, target.asset)
+            cur.execute(q.advisory_lock(), {"table": spec.qualified, "partition": target.partition})
+            if isinstance(data, SqlInsert):
+                select = sql.SQL(data.select) if isinstance(data.select, str) else data.select
+                params = {**bounds, **data.params}
+                if spec.write_mode == "replace":
+                    cur.execute(q.delete_slice(spec) if spec.partition_column else q.delete_all(spec), bounds)
+                    cur.execute(q.insert_select(spec, select), params)
+                else:
+                    cur.execute(q.insert_select(spec, select) + q.upsert_tail(spec), params)
+                rows, size = cur.rowcount, 0
+            else:
+                if isinstance(data, pd.DataFrame):
+                    columns, data = _frame_rows(data, spec, target)
+                columns = columns or spec.column_names
+                cur.execute(q.create_staging(spec))
+                rows, _ = _copy(cur, spec, columns, data)
+                size = cur.execute("SELECT pg_total_relation_size('backfill_staging')").fetchone()[0]
+                _check_staging(cur, spec, target)
+                if spec.write_mode == "replace":
+                    cur.execute(q.delete_slice(spec) if spec.partition_column else q.delete_all(spec), bounds)
+                    cur.execute(q.insert_from_staging(spec))
+                else:
+                    cur.execute(q.merge_from_staging(spec))
+            seconds = time.perf_counter() - started
+            cur.execute(
+                ledger.RECORD,
+                {
+                    "asset": target.asset,
+                    "partition": target.partition,
+                    "lineage": target.lineage,
+                    "run_id": target.run_id,
+                    "rows": rows,
+                    "bytes": size,
+                    "seconds": seconds,
+                },
+            )
+    except WriteError:
+        raise
+    except (errors.DataError, errors.IntegrityError) as exc:
+        raise WriteError(target.where(_explain(exc))) from None
+    return WriteStats(rows=rows, bytes=size, seconds=time.perf_counter() - started)
+
+
+def _explain(exc: psycopg.Error) -> str:
+    """A PostgreSQL data error as one line naming the column (COPY puts it in the error's context)."""
+    diag = exc.diag
+    where = diag.context or ""
+    column = diag.column_name or (where.split("column ", 1)[1].split(":", 1)[0] if "column " in where else None)
+    first = (diag.message_primary or str(exc)).splitlines()[0]
+    return f"column {column}: {first}" if column else first

@@ -1,0 +1,237 @@
+"""The IO manager against the embedded PostgreSQL: replace, merge, ranges, awkward values, bad input, DDL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from decimal import Decimal
+
+import dagster as dg
+import pandas as pd
+import psycopg
+import pytest
+
+from backfill_platform.io_managers.postgres import PostgresIOManager
+from backfill_platform.io_managers.spec import Column, SqlInsert, TableSpec, register
+from backfill_platform.io_managers.writer import Target, WriteError, write_partition
+from backfill_platform_tests.io_managers.fixtures import DAILY, EVENTS, day_rows, events_asset, range_tags
+
+
+@pytest.fixture
+def io(db_url: str) -> dict:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS iotest CASCADE")
+        conn.execute("DROP SCHEMA IF EXISTS backfill_platform CASCADE")
+    from backfill_platform.io_managers import writer
+
+    writer._ensured.clear()
+    return {"io_manager": PostgresIOManager(database_url=db_url)}
+
+
+def rows(db_url: str, sql: str, params=None) -> list[tuple]:
+    with psycopg.connect(db_url) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def test_a_b_a_again_replaces_only_that_partition(io, db_url) -> None:
+    assert dg.materialize([events_asset("a")], partition_key="2024-03-01", resources=io).success
+    assert dg.materialize([events_asset("a")], partition_key="2024-03-02", resources=io).success
+    assert dg.materialize([events_asset("b", n=3)], partition_key="2024-03-01", resources=io).success
+    got = rows(db_url, "SELECT id, note FROM iotest.events ORDER BY id")
+    assert [r[0] for r in got] == [f"2024-03-01-{i}" for i in range(3)] + [f"2024-03-02-{i}" for i in range(5)]
+    assert {r[1].split()[0] for r in got if r[0].startswith("2024-03-01")} == {"b"}
+    assert {r[1].split()[0] for r in got if r[0].startswith("2024-03-02")} == {"a"}
+
+
+def test_range_run_commits_and_reports_each_partition(io, db_url) -> None:
+    result = dg.materialize([events_asset()], resources=io, tags=range_tags("2024-03-05", "2024-03-08"))
+    assert result.success
+    reported = [
+        e.event_specific_data.materialization.partition
+        for e in result.all_events
+        if e.event_type_value == "ASSET_MATERIALIZATION" and e.event_specific_data.materialization.metadata.get("rows")
+    ]
+    assert reported == ["2024-03-05", "2024-03-06", "2024-03-07", "2024-03-08"]
+    assert rows(db_url, "SELECT count(*) FROM iotest.events") == [(20,)]
+    ledger = rows(db_url, "SELECT partition, rows FROM backfill_platform.ledger ORDER BY partition")
+    assert ledger == [("2024-03-05", 5), ("2024-03-06", 5), ("2024-03-07", 5), ("2024-03-08", 5)]
+
+
+def test_merge_rewrites_only_changed_rows(io, db_url) -> None:
+    def run(frame: list[dict]) -> None:
+        assert dg.materialize(
+            [accounts], resources=io, run_config={"ops": {"iotest__accounts": {"config": {"frame": frame}}}}
+        ).success
+
+    accounts = dg.asset(key=["iotest", "accounts"], io_manager_key="io_manager", config_schema={"frame": list})(
+        lambda context: pd.DataFrame(context.op_execution_context.op_config["frame"])
+    )
+    run([{"id": "a", "name": "Ann", "balance": 1}, {"id": "b", "name": "Bob", "balance": 2}])
+    before = dict(rows(db_url, "SELECT id, xmin::text FROM iotest.accounts"))
+    run(
+        [
+            {"id": "a", "name": "Ann", "balance": 1},
+            {"id": "b", "name": "Bob", "balance": 3},
+            {"id": "c", "name": "Cy", "balance": None},
+        ]
+    )
+    after = dict(rows(db_url, "SELECT id, xmin::text FROM iotest.accounts"))
+    assert after["a"] == before["a"]  # unchanged row: no new version written
+    assert after["b"] != before["b"]
+    assert rows(db_url, "SELECT id, balance FROM iotest.accounts ORDER BY id") == [("a", 1), ("b", 3), ("c", None)]
+
+
+def test_awkward_values_survive_copy(io, db_url) -> None:
+    awkward = "tab\there\nnew line \\ backslash \u00e9\u4e2d\U0001f600 'quote' \"dq\" \\N"
+    frame = pd.DataFrame(
+        {
+            "id": ["x1", "x2"],
+            "ts": [pd.Timestamp("2024-03-01T13:30:00-05:00"), pd.Timestamp("2024-03-01T00:00:00+00:00")],
+            "amount": [Decimal("123456789012345678901234567890.123456789"), None],
+            "note": [awkward, None],
+            "payload": [{"nested": {"list": [1, None, "x\ty"], "deep": {"a": True}}}, None],
+        }
+    )
+
+    @dg.asset(key=["iotest", "events"], partitions_def=DAILY, io_manager_key="io_manager")
+    def events() -> pd.DataFrame:
+        return frame[frame["ts"] < pd.Timestamp("2024-03-02T00:00:00+00:00")]
+
+    assert dg.materialize([events], partition_key="2024-03-01", resources=io).success
+    got = rows(db_url, "SELECT id, ts, amount, note, payload FROM iotest.events ORDER BY id")
+    assert got[0][0] == "x1" and got[0][2] == Decimal("123456789012345678901234567890.123456789")
+    assert got[0][3] == awkward and got[0][4] == {"nested": {"list": [1, None, "x\ty"], "deep": {"a": True}}}
+    assert got[0][1] == pd.Timestamp("2024-03-01T18:30:00+00:00").to_pydatetime()  # zone kept
+    assert got[1][2:] == (None, None, None)
+
+
+def _target(spec: TableSpec, key: str = "2024-03-01") -> Target:
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime.fromisoformat(key).replace(tzinfo=UTC)
+    return Target(
+        spec=spec,
+        asset=spec.qualified.replace(".", "/"),
+        partition=key,
+        start=start,
+        end=start + timedelta(days=1),
+        lineage="run:test",
+        run_id="test",
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ([(None, "2024-03-01T01:00:00Z", 1, "n", None)], "key column id is NULL in 1 rows"),
+        ([("k", "2024-03-01T01:00:00Z", 1, "n", None)] * 2, "duplicate key (id='k') appears 2 times"),
+        ([("k", "2024-03-01T01:00:00Z", "12x", "n", None)], "column amount: invalid input syntax for type numeric"),
+        ([("k", "2024-03-05T01:00:00Z", 1, "n", None)], "1 rows have ts outside"),
+        (pd.DataFrame({"ts": ["2024-03-01T01:00:00Z"]}), "key column id is missing from the DataFrame"),
+    ],
+)
+def test_bad_input_names_asset_partition_column_and_writes_nothing(io, db_url, data, message) -> None:
+    with psycopg.connect(db_url) as conn:
+        write_partition(conn, _target(EVENTS), day_rows("2024-03-01"))  # existing good data
+        with pytest.raises(WriteError) as err:
+            write_partition(conn, _target(EVENTS), data)
+    text = str(err.value)
+    assert text.startswith("asset iotest/events partition 2024-03-01: ") and message in text, text
+    assert rows(db_url, "SELECT count(*) FROM iotest.events") == [(5,)]  # the earlier commit is intact
+    assert rows(db_url, "SELECT count(*) FROM backfill_platform.ledger") == [(1,)]
+
+
+def test_partitioned_asset_without_partition_column_is_refused(io) -> None:
+    register(TableSpec("iotest", "nopart", (Column("id", "text"),), ("id",)))
+
+    @dg.asset(key=["iotest", "nopart"], partitions_def=DAILY, io_manager_key="io_manager")
+    def nopart() -> pd.DataFrame:
+        return pd.DataFrame({"id": ["a"]})
+
+    with pytest.raises(
+        WriteError, match=r"asset iotest/nopart is partitioned but table iotest\.nopart declares no partition column"
+    ):
+        dg.materialize([nopart], partition_key="2024-03-01", resources=io)
+
+
+def test_schema_evolution(io, db_url) -> None:
+    with psycopg.connect(db_url) as conn:
+        write_partition(conn, _target(EVENTS), day_rows("2024-03-01"))
+        from backfill_platform.io_managers import writer
+
+        wider = TableSpec("iotest", "events", (*EVENTS.columns, Column("extra", "integer")), ("id",), "ts")
+        writer._ensured.clear()
+        write_partition(conn, _target(wider, "2024-03-02"), [(*r, 7) for r in day_rows("2024-03-02")])
+        assert rows(db_url, "SELECT count(*) FROM iotest.events WHERE extra = 7") == [(5,)]
+        retyped = TableSpec(
+            "iotest", "events", (*EVENTS.columns[:2], Column("amount", "text"), *EVENTS.columns[3:]), ("id",), "ts"
+        )
+        writer._ensured.clear()
+        with pytest.raises(WriteError, match=r"column amount of iotest\.events is numeric but the spec declares text"):
+            write_partition(conn, _target(retyped), day_rows("2024-03-01"))
+        rekeyed = TableSpec("iotest", "events", EVENTS.columns, ("id", "ts"), "ts")
+        writer._ensured.clear()
+        with pytest.raises(WriteError, match=r"has primary key \(id\) but the spec declares \(id, ts\)"):
+            write_partition(conn, _target(rekeyed), day_rows("2024-03-01"))
+
+
+def test_derived_table_in_sql(io, db_url) -> None:
+    spec = register(
+        TableSpec(
+            "iotest",
+            "event_notes",
+            (Column("id", "text"), Column("ts", "timestamptz"), Column("word", "text")),
+            ("id",),
+            "ts",
+        )
+    )[0]
+    with psycopg.connect(db_url) as conn:
+        write_partition(conn, _target(EVENTS), day_rows("2024-03-01"))
+        select = SqlInsert(
+            "SELECT id, ts, split_part(note, ' ', 1) FROM iotest.events WHERE ts >= %(start)s AND ts < %(end)s"
+        )
+        stats = write_partition(conn, _target(spec), select)
+    assert stats.rows == 5
+    assert rows(db_url, "SELECT DISTINCT word FROM iotest.event_notes") == [("a",)]
+
+
+def test_same_partition_writers_are_serialised(io, db_url) -> None:
+    with psycopg.connect(db_url) as setup:
+        write_partition(setup, _target(EVENTS), day_rows("2024-03-01"))
+    holder = psycopg.connect(db_url)
+    holder.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(%s || '/' || %s, 0))", ("iotest.events", "2024-03-01")
+    )
+    done: dict[str, float] = {}
+
+    def write(key: str) -> None:
+        with psycopg.connect(db_url) as conn:
+            write_partition(conn, _target(EVENTS, key), day_rows(key, version="b"))
+        done[key] = time.monotonic()
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in ("2024-03-01", "2024-03-02")]
+    for t in threads:
+        t.start()
+    threads[1].join(10)
+    time.sleep(0.5)
+    assert "2024-03-02" in done and "2024-03-01" not in done  # the other partition is not blocked
+    released = time.monotonic()
+    holder.rollback()
+    threads[0].join(10)
+    assert done["2024-03-01"] >= released
+    holder.close()
+
+
+def test_load_input_returns_the_upstream_slice(io, db_url) -> None:
+    @dg.asset(
+        partitions_def=DAILY,
+        ins={"events": dg.AssetIn(key=["iotest", "events"])},
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        io_manager_key="mem",
+    )
+    def notes(events: pd.DataFrame) -> int:
+        assert list(events["id"]) == [f"2024-03-02-{i}" for i in range(5)]
+        return len(events)
+
+    resources = {**io, "mem": dg.InMemoryIOManager()}
+    assert dg.materialize([events_asset(), notes], partition_key="2024-03-02", resources=resources).success
