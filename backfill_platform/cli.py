@@ -145,6 +145,9 @@ def _bench(sub: argparse._SubParsersAction) -> None:
     http.add_argument("--processes", type=int, default=4, help="processes sharing the budget (default 4)")
     http.add_argument("--seconds", type=float, default=10.0, help="measured seconds (default 10)")
     http.set_defaults(handler=_run_bench_http)
+    io = which.add_parser("io", help="the write path vs raw COPY and vs 500-row batched upserts")
+    io.add_argument("--rows", type=int, default=1_000_000, help="rows (default 1,000,000)")
+    io.set_defaults(handler=_run_bench_io)
 
 
 def _run_bench_http(args: argparse.Namespace) -> int:
@@ -152,6 +155,14 @@ def _run_bench_http(args: argparse.Namespace) -> int:
     from backfill_platform.database import database_url
 
     print(http.run(database_url(), args.rate, args.processes, args.seconds).report())
+    return 0
+
+
+def _run_bench_io(args: argparse.Namespace) -> int:
+    from backfill_platform.bench import io
+    from backfill_platform.database import database_url
+
+    print(io.run(database_url(), args.rows).report())
     return 0
 
 
