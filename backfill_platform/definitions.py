@@ -1,7 +1,11 @@
-"""The one Definitions of the platform: each source's definitions merged with automation and shared resources."""
-
-from __future__ import annotations
+"""The one Definitions of the platform: each source's definitions merged with the shared resources."""
 
 import dagster as dg
 
-defs = dg.Definitions.merge(dg.Definitions())
+from backfill_platform.io_managers.postgres import PostgresIOManager
+from backfill_platform.sources import blaze
+
+defs = dg.Definitions.merge(
+    blaze.defs,
+    dg.Definitions(resources={"io_manager": PostgresIOManager()}),
+)

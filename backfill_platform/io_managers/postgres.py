@@ -114,12 +114,14 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 totals["rows"] += stats.rows
                 totals["bytes"] += stats.bytes
                 totals["partitions"] += 1
+        summary = dict(obj.summary()) if isinstance(obj, Batches) else {}
         context.add_output_metadata(
             {
                 "table": spec.qualified,
                 "rows_written": totals["rows"],
                 "bytes_written": totals["bytes"],
                 "partitions_written": totals["partitions"],
+                **summary,
             }
         )
 

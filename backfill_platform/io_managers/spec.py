@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -93,11 +93,18 @@ class Batches:
     (A wrapper, not a bare generator: Dagster would treat a returned generator as a stream of events.)
     """
 
-    def __init__(self, batches: Iterable[PartitionBatch]) -> None:
+    def __init__(
+        self, batches: Iterable[PartitionBatch], summary: Callable[[], Mapping[str, Any]] | None = None
+    ) -> None:
         self._batches = batches
+        self._summary = summary
 
     def __iter__(self) -> Iterator[PartitionBatch]:
         return iter(self._batches)
+
+    def summary(self) -> Mapping[str, Any]:
+        """Run-level metadata known once every batch was produced (e.g. API calls of the whole run)."""
+        return self._summary() if self._summary else {}
 
 
 @dataclass(frozen=True)

@@ -149,6 +149,7 @@ class Fault:
     seconds: float = 0.0
     route: str | None = None  # only requests to this route (path suffix); None = any route of the API
     times: int = 1  # scripted faults fire this many times
+    after: int = 0  # let this many matching requests through first
     body: bytes | None = None
     headers: dict[str, str] | None = None  # e.g. a Retry-After some gateways add
 
@@ -166,6 +167,9 @@ class FaultPlan:
     def draw(self, route: str, rng: random.Random) -> Fault | None:
         for fault in self.scripted:
             if fault.route is None or route.endswith(fault.route):
+                if fault.after > 0:
+                    fault.after -= 1
+                    return None
                 fault.times -= 1
                 if fault.times <= 0:
                     self.scripted.remove(fault)

@@ -1,0 +1,1 @@
+"""One folder per API: settings, client, tables, partitions, assets, checks, and its Definitions."""

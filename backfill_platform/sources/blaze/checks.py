@@ -1,0 +1,74 @@
+"""Blaze asset checks: unique ids, no orphan items, and per-day counts equal to the API's own totals."""
+
+from datetime import date, timedelta
+
+import dagster as dg
+import psycopg
+
+from backfill_platform.database import database_url
+from backfill_platform.resources.apis import BlazeApi
+from backfill_platform.sources.blaze.assets import transaction_items, transactions
+from backfill_platform.sources.blaze.client import BlazeClient
+from backfill_platform.sources.blaze.tables import TRANSACTION_ITEMS, TRANSACTIONS
+
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+
+def _scalar(query: psycopg.sql.Composable, params: dict | None = None):
+    with psycopg.connect(database_url()) as conn:
+        return conn.execute(query, params).fetchone()
+
+
+def run_days(context: dg.AssetCheckExecutionContext) -> list[date]:
+    """The business days the triggering run wrote (a range, one partition, or else the last week in the table)."""
+    tags = context.run.tags
+    if RANGE_START in tags:
+        first, last = date.fromisoformat(tags[RANGE_START]), date.fromisoformat(tags[RANGE_END])
+    elif "dagster/partition" in tags:
+        first = last = date.fromisoformat(tags["dagster/partition"])
+    else:
+        (latest,) = _scalar(psycopg.sql.SQL("SELECT max(business_date) FROM {}").format(TRANSACTIONS.ident))
+        if latest is None:
+            return []
+        first, last = latest - timedelta(days=6), latest
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+@dg.asset_check(asset=transactions, description="No transaction id appears twice.")
+def transactions_unique_ids() -> dg.AssetCheckResult:
+    total, distinct = _scalar(psycopg.sql.SQL("SELECT count(*), count(DISTINCT id) FROM {}").format(TRANSACTIONS.ident))
+    return dg.AssetCheckResult(passed=total == distinct, metadata={"rows": total, "duplicates": total - distinct})
+
+
+@dg.asset_check(asset=transaction_items, description="Every item belongs to a stored transaction.")
+def items_have_transactions() -> dg.AssetCheckResult:
+    (orphans,) = _scalar(
+        psycopg.sql.SQL(
+            "SELECT count(*) FROM {items} i WHERE NOT EXISTS (SELECT 1 FROM {tx} t WHERE t.id = i.transaction_id)"
+        ).format(items=TRANSACTION_ITEMS.ident, tx=TRANSACTIONS.ident)
+    )
+    return dg.AssetCheckResult(passed=orphans == 0, metadata={"orphan_items": orphans})
+
+
+@dg.asset_check(asset=transactions, description="Per business day, rows in PostgreSQL equal the API's total.")
+def transactions_match_api_totals(context: dg.AssetCheckExecutionContext, blaze: BlazeApi) -> dg.AssetCheckResult:
+    client = BlazeClient(blaze.session())
+    days = run_days(context)
+    mismatches = {}
+    with psycopg.connect(database_url()) as conn:
+        stored = dict(
+            conn.execute(
+                psycopg.sql.SQL(
+                    "SELECT business_date, count(*) FROM {} WHERE business_date = ANY(%s) GROUP BY business_date"
+                ).format(TRANSACTIONS.ident),
+                (days,),
+            ).fetchall()
+        )
+    for day in days:
+        api_total = client.total(day, day)
+        if stored.get(day, 0) != api_total:
+            mismatches[day.isoformat()] = f"postgres {stored.get(day, 0)} vs api {api_total}"
+    return dg.AssetCheckResult(
+        passed=not mismatches,
+        metadata={"days_checked": len(days), "mismatched_days": dg.MetadataValue.json(mismatches)},
+    )
