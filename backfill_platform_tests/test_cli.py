@@ -70,3 +70,30 @@ def test_sandbox_command_prints_env_and_serves(tmp_path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["blaze", "--from", "2024-03-05", "--to", "2024-03-01"], "the range is inverted: --from 2024-03-05 is after"),
+        (["blaze", "--from", "2024-13-01", "--to", "2024-03-01"], "--from '2024-13-01' is not a date"),
+        (["blaze", "--from", "2019-01-01", "--to", "2019-01-02"], "blaze partitions start at 2023-01-01"),
+        (["blaze", "--from", "2024-01-01", "--to", "2099-01-02"], "has no complete partition 2099-01-02 yet"),
+        (["nope", "--from", "2024-01-01", "--to", "2024-01-02"], "unknown source 'nope'"),
+        (
+            ["blaze", "--from", "2024-01-01", "--to", "2024-01-02", "--real"],
+            "BACKFILL_BLAZE_PARTNER_KEY and BACKFILL_BLAZE_API_KEY are not set",
+        ),
+    ],
+)
+def test_backfill_bad_input_is_one_line_and_writes_nothing(db_url: str, args: list[str], message: str) -> None:
+    import os
+
+    import psycopg
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKFILL_BLAZE_")}
+    proc = subprocess.run([*CLI, "backfill", *args], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and message in proc.stderr, proc.stderr
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT to_regclass('blaze.transactions')").fetchone() == (None,)

@@ -6,7 +6,11 @@ import dagster as dg
 
 from backfill_platform.resources.apis import BlazeApi
 from backfill_platform.settings import base_url_var, rate_var
-from backfill_platform.sources.blaze import assets, checks, settings
+from backfill_platform.sources.blaze import assets, checks, partitions, settings
+
+CREDENTIALS = ("BACKFILL_BLAZE_PARTNER_KEY", "BACKFILL_BLAZE_API_KEY")
+PARTITIONS = partitions.daily
+ASSETS = (assets.transactions, assets.transaction_items)
 
 
 def resource() -> BlazeApi:
