@@ -3,9 +3,10 @@
 import dagster as dg
 
 from backfill_platform.io_managers.postgres import PostgresIOManager
-from backfill_platform.sources import blaze
+from backfill_platform.sources import blaze, canton
 
 defs = dg.Definitions.merge(
     blaze.defs,
+    canton.defs,
     dg.Definitions(resources={"io_manager": PostgresIOManager()}),
 )

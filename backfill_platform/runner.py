@@ -20,16 +20,14 @@ RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_p
 
 
 def source_module(name: str) -> ModuleType:
-    from backfill_platform import sources
-    from backfill_platform.sources import blaze
+    from backfill_platform.sources import blaze, canton
 
-    available = {"blaze": blaze}
+    available = {"blaze": blaze, "canton": canton}
     if name not in available:
         raise ConfigurationError(
             f"unknown source {name!r}; choose one of {', '.join(sorted(available))} "
             f"({', '.join(s for s in settings.SOURCES if s not in available)} are not built yet)"
         )
-    del sources
     return available[name]
 
 
@@ -61,6 +59,8 @@ def validate_range(source: ModuleType, name: str, first: str, last: str) -> Rang
 def api_environment(name: str, source: ModuleType, use_sandbox: bool | None) -> Iterator[str]:
     """The real API when its credentials are set, else the sandbox (started here, stopped after)."""
     missing = [v for v in source.CREDENTIALS if not os.environ.get(v)]
+    if not source.CREDENTIALS and use_sandbox is None:  # no credentials to tell by: the base URL decides
+        use_sandbox = not os.environ.get(settings.base_url_var(name))
     if use_sandbox is False and missing:
         raise ConfigurationError(
             f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set; export "

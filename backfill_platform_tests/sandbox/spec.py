@@ -10,7 +10,8 @@ from typing import Any
 import yaml
 from openapi_schema_validator import OAS30Validator, OAS31Validator
 
-SPECS = Path(__file__).resolve().parents[3] / "shared" / "specs"
+_SHARED = Path(__file__).resolve().parents[3] / "shared" / "specs"
+SPECS = _SHARED if _SHARED.is_dir() else Path(__file__).resolve().parent / "specs"
 
 
 @cache

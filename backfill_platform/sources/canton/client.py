@@ -1,0 +1,97 @@
+"""Typed iterators over Scan's /v2/updates: one day's updates of one migration, by the exclusive `after` cursor."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from backfill_platform.resources.http import ApiError, ApiSession
+from backfill_platform.resources.pagination import after_last_pages
+from backfill_platform.sources.canton import settings
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def migration_of(item: dict) -> int:
+    """Transactions carry migration_id; reassignments carry it inside their event."""
+    if "migration_id" in item:
+        return int(item["migration_id"])
+    return int(item["event"]["migration_id"])
+
+
+@dataclass(frozen=True)
+class Migration:
+    migration_id: int
+    first: datetime | None  # None: unknown (migration-info not served)
+    last: datetime | None
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        return (self.first is None or self.first < end) and (self.last is None or self.last >= start)
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+class CantonClient:
+    def __init__(self, session: ApiSession, page_size: int = settings.PAGE_SIZE) -> None:
+        self.session, self.page_size = session, page_size
+
+    def migrations(self) -> list[Migration]:
+        """Each migration's record-time range (backfilling/migration-info), or the configured ids."""
+        if settings.MIGRATIONS:
+            return [Migration(int(m), None, None) for m in settings.MIGRATIONS.split(",")]
+        found, m = [], 0
+        while True:
+            try:
+                info = self.session.post(settings.MIGRATION_INFO_ROUTE, {"migration_id": m})
+            except ApiError as exc:
+                if exc.status == 404 and found:
+                    return found
+                raise ApiError(
+                    "canton",
+                    settings.MIGRATION_INFO_ROUTE,
+                    f"{exc}; if this Scan does not serve it, set "
+                    "BACKFILL_CANTON_MIGRATIONS to the migration ids, e.g. 0,1,2",
+                    exc.status,
+                ) from None
+            ranges = info.get("record_time_range") or []
+            firsts = [_time(r["min"]) for r in ranges if r.get("min")]
+            lasts = [_time(r["max"]) for r in ranges if r.get("max")]
+            found.append(Migration(m, min(firsts) if firsts else None, max(lasts) if lasts else None))
+            m += 1
+
+    def _page(self, after: tuple[int, str] | None) -> list[dict]:
+        body: dict = {"page_size": self.page_size, "daml_value_encoding": "compact_json"}
+        if after is not None:
+            body["after"] = {"after_migration_id": after[0], "after_record_time": after[1]}
+        page = self.session.post(settings.UPDATES_ROUTE, body)
+        items = page.get("transactions") if isinstance(page, dict) else None
+        if not isinstance(items, list):
+            raise ApiError("canton", settings.UPDATES_ROUTE, "malformed page: expected {transactions: [...]}")
+        for item in items:
+            if not isinstance(item, dict) or "update_id" not in item or "record_time" not in item:
+                raise ApiError(
+                    "canton", settings.UPDATES_ROUTE, "malformed page: an update lacks update_id or record_time"
+                )
+        return items
+
+    def day(self, migration: int, start: datetime, end: datetime) -> Iterator[list[dict]]:
+        """Updates of one migration with start <= record_time < end, ascending, page by page.
+
+        The stream starts just before `start` and ends when the record time passes the window, when the stream moves
+        on to another migration, or at the head (a short page).
+        """
+        before_start = iso(start - timedelta(microseconds=1))
+        end_iso = iso(end)
+        for page in after_last_pages(
+            self._page, self.page_size, lambda i: (migration_of(i), i["record_time"]), (migration, before_start)
+        ):
+            keep = [i for i in page if migration_of(i) == migration and i["record_time"] < end_iso]
+            if keep:
+                yield keep
+            if len(keep) < len(page):
+                return
