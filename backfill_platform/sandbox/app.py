@@ -46,6 +46,24 @@ def control_routes(sandbox: Sandbox) -> list[Route]:
         limit = int(request.query_params.get("limit", "0") or 0)
         return json_response({"second": second}, 429 if limit and count > limit else 200)
 
+    async def prerender(request: Request) -> Response:
+        """Render Scan days ahead (benchmarks measure the platform, not the simulator's first rendering)."""
+        from datetime import date, timedelta
+
+        from backfill_platform.sandbox.generators import canton
+
+        body = await request.json()
+        first = date.fromisoformat(body["start"])
+        rendered = 0
+        for n in range(int(body["days"])):
+            for m in canton.MIGRATIONS:
+                rendered += len(
+                    canton.day_updates(
+                        sandbox.config.seed, m.migration_id, first + timedelta(days=n), sandbox.config.scale
+                    ).items
+                )
+        return json_response({"updates": rendered})
+
     async def config(request: Request) -> Response:
         return Response(sandbox.config.to_json(), media_type="application/json")
 
@@ -56,6 +74,7 @@ def control_routes(sandbox: Sandbox) -> list[Route]:
         Route("/_sandbox/revision/{api}", revision, methods=["POST"]),
         Route("/_sandbox/config", config, methods=["GET"]),
         Route("/_bench/ping", ping, methods=["GET"]),
+        Route("/_sandbox/prerender/canton", prerender, methods=["POST"]),
     ]
 
 

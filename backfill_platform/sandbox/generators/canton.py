@@ -109,7 +109,7 @@ class DayUpdates:
     rendered: tuple[bytes, ...]
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=1024)
 def day_updates(seed: int, migration_id: int, day: date, scale: float = 1.0) -> DayUpdates:
     m = migration(migration_id)
     start, end = day_start_utc(day), day_start_utc(day) + timedelta(days=1)

@@ -1,0 +1,143 @@
+"""Canton / Scan against the sandbox: overlapping migrations, event trees, kill and resume, faults."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+import pytest
+
+from backfill_platform.io_managers import writer
+from backfill_platform.io_managers.postgres import PostgresIOManager
+from backfill_platform.resources.apis import CantonApi
+from backfill_platform.sandbox.core import SandboxConfig
+from backfill_platform.sandbox.generators import canton as truth
+from backfill_platform.sources.canton import assets, checks
+
+CFG = SandboxConfig()
+FIRST = datetime(2024, 12, 9, tzinfo=UTC)  # migration 0 ends 2024-12-10 12:00, migration 1 starts 2024-12-10 00:00
+RANGE = {"dagster/asset_partition_range_start": "2024-12-09", "dagster/asset_partition_range_end": "2024-12-11"}
+ALL = [assets.updates, assets.events]
+CHECKS = [checks.updates_unique_and_migrated, checks.events_unique_and_anchored, checks.updates_per_migration]
+
+
+def resources(origin: str, db_url: str, **kw) -> dict:
+    canton = CantonApi(base_url=f"{origin}/canton", rate="200/s", backoff_initial_s=0.05, backoff_max_s=0.3, **kw)
+    return {"canton": canton, "io_manager": PostgresIOManager(database_url=db_url)}
+
+
+def ground_truth(first: datetime = FIRST, days: int = 3) -> list[dict]:
+    return truth.updates_in_window(CFG.seed, CFG.scale, first, first + timedelta(days=days))
+
+
+def expected_events(updates: list[dict]) -> int:
+    return sum(len(u["events_by_id"]) if "events_by_id" in u else 1 for u in updates)
+
+
+@pytest.fixture
+def clean(db_url: str) -> str:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS canton CASCADE")
+        conn.execute("DROP SCHEMA IF EXISTS backfill_platform CASCADE")
+    writer._ensured.clear()
+    return db_url
+
+
+def stored_ids(db_url: str) -> list[str]:
+    with psycopg.connect(db_url) as conn:
+        return [r[0] for r in conn.execute("SELECT update_id FROM canton.updates ORDER BY migration_id, record_time")]
+
+
+def test_three_days_over_two_overlapping_migrations_land_the_ground_truth(sandbox, clean) -> None:
+    result = dg.materialize([*ALL, *CHECKS], resources=resources(sandbox.origin, clean), tags=RANGE)
+    assert result.success and all(c.passed for c in result.get_asset_check_evaluations())
+    updates = ground_truth()
+    assert {truth_migration for truth_migration in (u.get("migration_id", 1) for u in updates)} >= {0, 1}
+    assert stored_ids(clean) == [u["update_id"] for u in updates]
+    with psycopg.connect(clean) as conn:
+        (events,) = conn.execute("SELECT count(*) FROM canton.events").fetchone()
+        per_migration = dict(conn.execute("SELECT migration_id, count(*) FROM canton.updates GROUP BY 1").fetchall())
+        tree = conn.execute(
+            "SELECT e.event_id, e.child_event_ids, array_agg(c.event_id ORDER BY c.event_id) "
+            "FROM canton.events e JOIN canton.events c ON c.parent_event_id = e.event_id "
+            "WHERE e.event_type = 'exercised_event' GROUP BY 1, 2 LIMIT 20"
+        ).fetchall()
+        roots_without_parent = conn.execute(
+            "SELECT count(*) FROM canton.events WHERE event_id LIKE '%:0' AND parent_event_id IS NOT NULL"
+        ).fetchone()[0]
+    assert events == expected_events(updates)
+    assert per_migration[0] > 0 and per_migration[1] > 0
+    assert tree and all(sorted(children) == sorted(agg) for _, children, agg in tree)
+    assert roots_without_parent == 0
+
+
+@pytest.mark.slow
+def test_killed_mid_range_then_retried_loses_and_doubles_nothing(sandbox, clean) -> None:
+    sandbox.faults("canton", {"probability": {"slow": 1.0}, "slow_seconds": 1.0})  # every call takes a second
+    tags = {**RANGE, "dagster/backfill": "canton-kill"}
+    script = textwrap.dedent(f"""
+        import dagster as dg
+        from backfill_platform_tests.sources.test_canton import ALL, resources
+        dg.materialize(ALL, resources=resources({sandbox.origin!r}, {clean!r}), tags={tags!r})
+    """)
+    env = {**os.environ, "BACKFILL_DATABASE_URL": clean, "BACKFILL_CANTON_STREAMS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[2], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            with psycopg.connect(clean) as conn:
+                exists = conn.execute("SELECT to_regclass('backfill_platform.ledger')").fetchone()[0]
+                n = (
+                    conn.execute(
+                        "SELECT count(*) FROM backfill_platform.ledger WHERE asset = 'canton/updates'"
+                    ).fetchone()[0]
+                    if exists
+                    else 0
+                )
+            if n >= 2:
+                break
+            assert proc.poll() is None and time.monotonic() < deadline, "two days never committed"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(30)
+    with psycopg.connect(clean) as conn:
+        days = conn.execute("SELECT count(DISTINCT record_time::date) FROM canton.updates").fetchone()[0]
+    assert days == 2  # two whole days, nothing of the third
+    sandbox.reset()
+    result = dg.materialize(ALL, resources=resources(sandbox.origin, clean), tags=tags)
+    assert result.success
+    assert stored_ids(clean) == [u["update_id"] for u in ground_truth()]
+    third = ground_truth(FIRST + timedelta(days=2), 1)
+    # Only the third day was fetched again: one stream (migration 1 alone covers 2024-12-11), full pages + the last.
+    assert sandbox.stats()["routes"]["canton v2/updates"]["requests"] == len(third) // 1000 + 1
+
+
+def test_injected_429_503_and_truncated_pages_are_survived(sandbox, clean) -> None:
+    sandbox.faults(
+        "canton",
+        {
+            "scripted": [{"kind": "status", "status": 503, "times": 3}, {"kind": "truncated"}, {"kind": "drop"}],
+            "probability": {"429": 0.2},
+        },
+    )
+    assert dg.materialize(ALL, resources=resources(sandbox.origin, clean), tags=RANGE).success
+    assert stored_ids(clean) == [u["update_id"] for u in ground_truth()]
+    stats = sandbox.stats()["apis"]["canton"]
+    assert stats.get("503", 0) >= 3 and stats.get("429", 0) > 0 and stats.get("fault_truncated") == 1
+
+
+def test_malformed_page_fails_clearly_and_writes_nothing(sandbox, clean) -> None:
+    sandbox.faults(
+        "canton", {"scripted": [{"kind": "status", "status": 200, "body": '{"updates": []}', "route": "/v2/updates"}]}
+    )
+    with pytest.raises(Exception, match=r"canton /api/scan/v2/updates: malformed page"):
+        dg.materialize(ALL, resources=resources(sandbox.origin, clean), partition_key="2024-12-09")
+    with psycopg.connect(clean) as conn:
+        assert conn.execute("SELECT to_regclass('canton.updates')").fetchone() == (None,)
