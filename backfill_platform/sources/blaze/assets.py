@@ -61,6 +61,7 @@ def transaction_row(tx: dict) -> tuple:
     io_manager_key="io_manager",
     group_name="blaze",
     kinds={"postgres", "api"},
+    pool="blaze",
 )
 def transactions(context: AssetExecutionContext, blaze: BlazeApi) -> Batches:
     """Blaze POS sales, one row per transaction, by the shop's business day.

@@ -67,6 +67,7 @@ def fetch_day(client: CantonClient, migrations: list[Migration], key: str) -> tu
     io_manager_key="io_manager",
     group_name="canton",
     kinds={"postgres", "api"},
+    pool="canton",
 )
 def updates(context: AssetExecutionContext, canton: CantonApi) -> Batches:
     """Splice Scan ledger updates (transactions and reassignments), one row per update, by UTC record day.
