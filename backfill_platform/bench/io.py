@@ -29,6 +29,10 @@ SPEC = TableSpec(
 )
 START = datetime(2024, 7, 1, tzinfo=UTC)
 COLUMNS = sql.SQL("update_id text, migration_id bigint, record_time timestamptz, synchronizer_id text, payload jsonb")
+CANTON_COLUMNS = sql.SQL(
+    "update_id text, migration_id bigint, record_time timestamptz, synchronizer_id text, effective_at timestamptz, "
+    "workflow_id text, kind text, payload jsonb"
+)
 
 
 @dataclass
@@ -84,7 +88,11 @@ def _reset(conn: psycopg.Connection) -> None:
 def raw_copy(dsn: str, batches: list[list[tuple]]) -> float:
     with psycopg.connect(dsn, autocommit=True) as conn:
         _reset(conn)
-        conn.execute(sql.SQL("CREATE UNLOGGED TABLE bench.raw ({})").format(COLUMNS))
+        conn.execute(
+            sql.SQL("CREATE UNLOGGED TABLE bench.raw ({})").format(
+                COLUMNS if len(batches[0][0]) == 5 else CANTON_COLUMNS
+            )
+        )
         started = time.perf_counter()
         with conn.transaction(), conn.cursor() as cur, cur.copy("COPY bench.raw FROM STDIN") as copy:
             for batch in batches:

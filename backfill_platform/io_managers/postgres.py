@@ -8,7 +8,9 @@ a failed run keeps what it committed.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import date, datetime
 from typing import Any
 
@@ -35,6 +37,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
     """Writes every asset to `<schema>.<table>` through COPY, one atomic transaction per partition."""
 
     database_url: str | None = Field(default=None, description="Defaults to the platform database (database.py).")
+    sql_workers: int = Field(default=2, description="Connections deriving SQL partitions at once (one per core).")
 
     def _dsn(self) -> str:
         return self.database_url or database_url()
@@ -101,19 +104,11 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 "return a DataFrame, Batches or SqlInsert"
             )
         totals = {"rows": 0, "bytes": 0, "partitions": 0}
-        with psycopg.connect(self._dsn()) as conn:
-            for batch in batches:
-                target = targets.get(batch.partition_key)
-                if target is None:
-                    raise WriteError(
-                        f"asset {context.asset_key.to_user_string()}: batch for partition {batch.partition_key} "
-                        f"is outside this run's partitions"
-                    )
-                stats = write_partition(conn, target, batch.rows)
-                self._report(context, batch, stats)
-                totals["rows"] += stats.rows
-                totals["bytes"] += stats.bytes
-                totals["partitions"] += 1
+        for batch, stats in self._write_all(context, batches, targets, parallel=isinstance(obj, SqlInsert)):
+            self._report(context, batch, stats)
+            totals["rows"] += stats.rows
+            totals["bytes"] += stats.bytes
+            totals["partitions"] += 1
         summary = dict(obj.summary()) if isinstance(obj, Batches) else {}
         context.add_output_metadata(
             {
@@ -124,6 +119,43 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 **summary,
             }
         )
+
+    def _write_all(
+        self, context: dg.OutputContext, batches: Any, targets: dict[str, Target], parallel: bool
+    ) -> Iterator[tuple[PartitionBatch, WriteStats]]:
+        """Commit batches one partition at a time; derived (SQL) partitions run on `sql_workers` connections at once,
+        since they are independent and PostgreSQL would otherwise use one core while the others idle."""
+
+        def target_of(batch: PartitionBatch) -> Target:
+            target = targets.get(batch.partition_key)
+            if target is None:
+                raise WriteError(
+                    f"asset {context.asset_key.to_user_string()}: batch for partition "
+                    f"{batch.partition_key} is outside this run's partitions"
+                )
+            return target
+
+        if not parallel or self.sql_workers <= 1:
+            with psycopg.connect(self._dsn()) as conn:
+                for batch in batches:
+                    yield batch, write_partition(conn, target_of(batch), batch.rows)
+            return
+        local = threading.local()
+        opened: list[psycopg.Connection] = []
+
+        def write(batch: PartitionBatch) -> tuple[PartitionBatch, WriteStats]:
+            if not hasattr(local, "conn"):
+                local.conn = psycopg.connect(self._dsn())
+                opened.append(local.conn)
+            return batch, write_partition(local.conn, target_of(batch), batch.rows)
+
+        try:
+            with ThreadPoolExecutor(max_workers=self.sql_workers, thread_name_prefix="sql-partition") as pool:
+                # Dagster's context is not thread-safe: results are reported from this thread as they complete.
+                yield from (f.result() for f in as_completed([pool.submit(write, b) for b in batches]))
+        finally:
+            for conn in opened:
+                conn.close()
 
     @staticmethod
     def _report(context: dg.OutputContext, batch: PartitionBatch, stats: WriteStats) -> None:

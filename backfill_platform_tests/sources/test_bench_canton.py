@@ -1,7 +1,8 @@
 """Benchmark: Canton updates + events end to end against the sandbox, one run.
 
 The issue's goal is 100k rows/s; this machine (2 cores shared by the simulator, the run and PostgreSQL) reaches
-about 16k (see the README). The assertion guards against regressions; the printout gives the ratio to the goal.
+about 18k, 0.72x raw COPY of the same update rows (see the README). The assertions guard against regressions; the
+printout gives the ratio to the goal.
 """
 
 import pytest
@@ -16,3 +17,4 @@ def test_canton_end_to_end_rows_per_second(db_url: str) -> None:
     assert result.updates > 90_000 and result.events > 3 * result.updates
     print(f"ratio to the 100k rows/s goal: {result.rows_s / 100_000:.2f}")
     assert result.rows_s >= 10_000
+    assert result.rows_s / result.raw_copy_rows_s >= 0.5
