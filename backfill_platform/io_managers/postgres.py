@@ -8,7 +8,9 @@ a failed run keeps what it committed.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import date, datetime
@@ -23,7 +25,14 @@ from backfill_platform.database import database_url
 from backfill_platform.io_managers import ledger
 from backfill_platform.io_managers import sql as q
 from backfill_platform.io_managers.spec import Batches, PartitionBatch, SqlInsert, TableSpec, spec_for
-from backfill_platform.io_managers.writer import Target, WriteError, WriteStats, write_partition
+from backfill_platform.io_managers.writer import (
+    Target,
+    WriteError,
+    WriteStats,
+    build_indexes,
+    table_is_empty,
+    write_partition,
+)
 
 
 def _bounds(spec: TableSpec, window: dg.TimeWindow) -> tuple[date | datetime, date | datetime]:
@@ -104,11 +113,25 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 "return a DataFrame, Batches or SqlInsert"
             )
         totals = {"rows": 0, "bytes": 0, "partitions": 0}
-        for batch, stats in self._write_all(context, batches, targets, parallel=isinstance(obj, SqlInsert)):
-            self._report(context, batch, stats)
-            totals["rows"] += stats.rows
-            totals["bytes"] += stats.bytes
-            totals["partitions"] += 1
+        deferred = self._defer_indexes(spec, targets)
+        if deferred:
+            targets = {k: dataclasses.replace(t, defer_indexes=True) for k, t in targets.items()}
+            context.log.info(
+                f"{spec.qualified}: {len(targets)} partitions into an empty table, secondary indexes "
+                "are built once at the end"
+            )
+        try:
+            for batch, stats in self._write_all(context, batches, targets, parallel=isinstance(obj, SqlInsert)):
+                self._report(context, batch, stats)
+                totals["rows"] += stats.rows
+                totals["bytes"] += stats.bytes
+                totals["partitions"] += 1
+        finally:
+            if deferred:  # even when a partition failed: the table is never left without its indexes
+                started = time.perf_counter()
+                with psycopg.connect(self._dsn()) as conn, conn.transaction():
+                    build_indexes(conn, spec)
+                totals["index_build_seconds"] = round(time.perf_counter() - started, 3)
         summary = dict(obj.summary()) if isinstance(obj, Batches) else {}
         context.add_output_metadata(
             {
@@ -116,9 +139,16 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 "rows_written": totals["rows"],
                 "bytes_written": totals["bytes"],
                 "partitions_written": totals["partitions"],
+                **({"index_build_seconds": totals["index_build_seconds"]} if deferred else {}),
                 **summary,
             }
         )
+
+    def _defer_indexes(self, spec: TableSpec, targets: dict[str, Target]) -> bool:
+        if not spec.indexes or not spec.defer_indexes_from or len(targets) < spec.defer_indexes_from:
+            return False
+        with psycopg.connect(self._dsn()) as conn:
+            return table_is_empty(conn, spec)
 
     def _write_all(
         self, context: dg.OutputContext, batches: Any, targets: dict[str, Target], parallel: bool

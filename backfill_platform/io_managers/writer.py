@@ -43,6 +43,7 @@ class Target:
     end: date | datetime | None
     lineage: str
     run_id: str
+    defer_indexes: bool = False  # secondary indexes are built once after the whole run (see TableSpec)
 
     def where(self, message: str) -> str:
         part = "" if self.partition == ledger.UNPARTITIONED else f" partition {self.partition}"
@@ -59,9 +60,12 @@ class WriteStats:
 _ensured: set[tuple[str, str]] = set()
 
 
-def ensure_table(conn: psycopg.Connection, spec: TableSpec, asset: str) -> None:
-    """Create schema and table on first write; add new nullable columns; refuse changed keys or types."""
-    key = (conn.info.dsn, spec.qualified)
+def ensure_table(conn: psycopg.Connection, spec: TableSpec, asset: str, indexes: bool = True) -> None:
+    """Create schema and table on first write; add new nullable columns; refuse changed keys or types.
+
+    Declared secondary indexes are created here too (IF NOT EXISTS), so a run killed while it deferred them gets
+    them back from the next run that touches the table."""
+    key = (conn.info.dsn, spec.qualified, indexes)
     if key in _ensured:
         return
     conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ddl:{spec.qualified}",))
@@ -95,10 +99,21 @@ def ensure_table(conn: psycopg.Connection, spec: TableSpec, asset: str) -> None:
                 )
     if spec.partition_column and spec.partition_column != spec.primary_key[0]:
         conn.execute(q.create_index(spec, (spec.partition_column,)))
-    for index in spec.indexes:
-        conn.execute(q.create_index(spec, index))
+    if indexes:
+        build_indexes(conn, spec)
     ledger.ensure(conn)
     _ensured.add(key)
+
+
+def build_indexes(conn: psycopg.Connection, spec: TableSpec) -> None:
+    for index in spec.indexes:
+        conn.execute(q.create_index(spec, index))
+
+
+def table_is_empty(conn: psycopg.Connection, spec: TableSpec) -> bool:
+    if conn.execute("SELECT to_regclass(%s)", (spec.qualified,)).fetchone()[0] is None:
+        return True
+    return not conn.execute(psycopg.sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(spec.ident)).fetchone()[0]
 
 
 def _jsonb_columns(spec: TableSpec, columns: Sequence[str]) -> list[int]:
@@ -176,7 +191,7 @@ def write_partition(
     bounds = {"start": target.start, "end": target.end}
     try:
         with conn.transaction(), conn.cursor() as cur:
-            ensure_table(conn, spec, target.asset)
+            ensure_table(conn, spec, target.asset, indexes=not target.defer_indexes)
             cur.execute(q.advisory_lock(), {"table": spec.qualified, "partition": target.partition})
             if isinstance(data, SqlInsert):
                 select = sql.SQL(data.select) if isinstance(data.select, str) else data.select

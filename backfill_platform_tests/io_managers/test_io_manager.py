@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from backfill_platform.io_managers.postgres import PostgresIOManager
-from backfill_platform.io_managers.spec import Column, SqlInsert, TableSpec, register
+from backfill_platform.io_managers.spec import Batches, Column, PartitionBatch, SqlInsert, TableSpec, register
 from backfill_platform.io_managers.writer import Target, WriteError, write_partition
 from backfill_platform_tests.io_managers.fixtures import DAILY, EVENTS, day_rows, events_asset, range_tags
 
@@ -235,3 +235,65 @@ def test_load_input_returns_the_upstream_slice(io, db_url) -> None:
 
     resources = {**io, "mem": dg.InMemoryIOManager()}
     assert dg.materialize([events_asset(), notes], partition_key="2024-03-02", resources=resources).success
+
+
+def _indexes(db_url: str, table: str) -> set[str]:
+    return {
+        r[0]
+        for r in rows(
+            db_url, "SELECT indexname FROM pg_indexes WHERE schemaname = 'iotest' AND tablename = %s", (table,)
+        )
+    }
+
+
+def test_large_initial_run_builds_secondary_indexes_once_at_the_end(io, db_url) -> None:
+    import dataclasses
+
+    register(dataclasses.replace(EVENTS, indexes=(("note",),), defer_indexes_from=3))
+    try:
+        result = dg.materialize([events_asset()], resources=io, tags=range_tags("2024-03-01", "2024-03-04"))
+        assert result.success
+        meta = next(
+            e.materialization.metadata
+            for e in result.get_asset_materialization_events()
+            if "rows_written" in e.materialization.metadata
+        )
+        assert "index_build_seconds" in meta  # the index was deferred, then built
+        assert "events_note_idx" in _indexes(db_url, "events")
+        # A later small run on the non-empty table maintains indexes as usual (nothing deferred).
+        again = dg.materialize([events_asset("b")], resources=io, partition_key="2024-03-02")
+        meta = next(
+            e.materialization.metadata
+            for e in again.get_asset_materialization_events()
+            if "rows_written" in e.materialization.metadata
+        )
+        assert "index_build_seconds" not in meta
+    finally:
+        register(EVENTS)
+
+
+def test_failed_deferred_run_still_leaves_its_indexes(io, db_url) -> None:
+    import dataclasses
+
+    register(dataclasses.replace(EVENTS, indexes=(("note",),), defer_indexes_from=3))
+
+    @dg.asset(
+        key=["iotest", "events"],
+        partitions_def=DAILY,
+        io_manager_key="io_manager",
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def events(context):
+        def batches():
+            for n, key in enumerate(context.partition_keys):
+                yield PartitionBatch(key, day_rows(key) if n < 2 else [(None, None, None, None, None)])
+
+        return Batches(batches())
+
+    try:
+        with pytest.raises(WriteError, match="key column id is NULL"):
+            dg.materialize([events], resources=io, tags=range_tags("2024-03-01", "2024-03-04"))
+        assert "events_note_idx" in _indexes(db_url, "events")
+        assert rows(db_url, "SELECT count(*) FROM iotest.events") == [(10,)]  # the two good days stayed
+    finally:
+        register(EVENTS)

@@ -19,6 +19,7 @@ UPDATES = TableSpec(
     partition_column="record_time",
     write_mode="replace",
     indexes=(("migration_id", "record_time"),),
+    defer_indexes_from=7,
 )
 
 EVENTS = TableSpec(
@@ -42,6 +43,7 @@ EVENTS = TableSpec(
     partition_column="record_time",
     write_mode="replace",
     indexes=(("update_id",), ("template_id",), ("contract_id",)),
+    defer_indexes_from=7,  # measured: 10 days at scale 10 load in 4.6 s deferred vs 6.4 s maintained
 )
 
 register(UPDATES, EVENTS)
