@@ -99,12 +99,8 @@ def run_backfill(name: str, first: str, last: str, use_sandbox: bool | None = No
     os.environ.setdefault("DAGSTER_HOME", str(dagster_home()))
     with api_environment(name, source, use_sandbox) as where:
         print(f"backfilling {name} {span.first}..{span.last} from {where} into {database_url().split('?')[0]}")
-        import importlib
+        from backfill_platform.definitions import defs
 
-        from backfill_platform import definitions
-
-        importlib.reload(source)  # resources read base URLs when the module loads
-        defs = importlib.reload(definitions).defs
         job = defs.resolve_implicit_global_asset_job_def()
         with dg.DagsterInstance.get() as instance:
             started = time.monotonic()

@@ -14,6 +14,8 @@ class BlazeApi(HttpApiResource):
     """Blaze Partner API: the partner key and the store's developer key, both as headers (no 'Bearer')."""
 
     API: ClassVar[str] = "blaze"
+    DEFAULT_BASE_URL: ClassVar[str] = "https://api.partners.blaze.me"
+    DEFAULT_RATE: ClassVar[str] = "7500/5m"  # the replaced script's margin under 10,000 calls per 5 minutes
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("partner_key", "api_key")
     partner_key: str = Field(description="Partner key (BACKFILL_BLAZE_PARTNER_KEY).")
     api_key: str = Field(description="Store developer key (BACKFILL_BLAZE_API_KEY).")
@@ -26,12 +28,16 @@ class CantonApi(HttpApiResource):
     """Splice Scan of one SV: no authentication is declared by the API."""
 
     API: ClassVar[str] = "canton"
+    DEFAULT_BASE_URL: ClassVar[str] = "https://scan.sv-1.global.canton.network.sync.global"
+    DEFAULT_RATE: ClassVar[str] = "20/s"  # Scan publishes no number; an SV's Envoy bucket decides
 
 
 class RacingApi(HttpApiResource):
     """The Racing API: HTTP Basic with the username and password issued on subscription."""
 
     API: ClassVar[str] = "racing"
+    DEFAULT_BASE_URL: ClassVar[str] = "https://api.theracingapi.com"
+    DEFAULT_RATE: ClassVar[str] = "2/s"
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("username", "password")
     username: str = Field(description="BACKFILL_RACING_USERNAME")
     password: str = Field(description="BACKFILL_RACING_PASSWORD")
@@ -45,6 +51,8 @@ class AlpacaApi(HttpApiResource):
     """Alpaca Market Data: the APCA key id and secret as headers."""
 
     API: ClassVar[str] = "alpaca"
+    DEFAULT_BASE_URL: ClassVar[str] = "https://data.alpaca.markets"
+    DEFAULT_RATE: ClassVar[str] = "200/min"
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("key_id", "secret_key")
     key_id: str = Field(description="BACKFILL_ALPACA_KEY_ID")
     secret_key: str = Field(description="BACKFILL_ALPACA_SECRET_KEY")
@@ -57,6 +65,8 @@ class StacksApi(HttpApiResource):
     """Hiro Stacks API: an optional x-api-key raises the per-minute limit."""
 
     API: ClassVar[str] = "stacks"
+    DEFAULT_BASE_URL: ClassVar[str] = "https://api.hiro.so"
+    DEFAULT_RATE: ClassVar[str] = "500/min"
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("api_key",)
     api_key: str = Field(default="", description="Optional BACKFILL_STACKS_API_KEY.")
 

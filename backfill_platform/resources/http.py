@@ -7,6 +7,7 @@ Sources never sleep, retry or count by themselves: they call `ApiSession.request
 from __future__ import annotations
 
 import email.utils
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ from pydantic import Field, PrivateAttr
 from backfill_platform.database import database_url
 from backfill_platform.errors import ConfigurationError
 from backfill_platform.resources.budget import RateBudget, Window, parse_rate
+from backfill_platform.settings import base_url_var, rate_var
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 # A reset header above this is an epoch timestamp (Alpaca, Hiro); below, a number of seconds.
@@ -206,8 +208,16 @@ class HttpApiResource(dg.ConfigurableResource):
     Subclasses add credentials (bound with dagster.EnvVar) and `auth_headers()`; `session()` builds the live client.
     """
 
-    base_url: str = Field(description="The API's origin, exactly as for the real service; the client adds paths.")
-    rate: str = Field(description="Request budget shared by every process, e.g. '2/s' or '7500/5m'.")
+    base_url: str = Field(
+        default="",
+        description="The API's origin as for the real service; empty: BACKFILL_<API>_BASE_URL, else the "
+        "API's public origin. The client adds the documented paths.",
+    )
+    rate: str = Field(
+        default="",
+        description="Request budget shared by every process, e.g. '2/s' or '7500/5m'; "
+        "empty: BACKFILL_<API>_RATE, else the API's default.",
+    )
     timeout_s: float = Field(default=30.0, description="Per-request timeout in seconds.")
     max_attempts: int = Field(default=8, description="Attempts per request before failing.")
     max_retry_wait_s: float = Field(default=300.0, description="Cap on seconds spent waiting between attempts.")
@@ -219,6 +229,8 @@ class HttpApiResource(dg.ConfigurableResource):
 
     API: ClassVar[str] = "api"  # the budget key and the name in errors
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ()
+    DEFAULT_BASE_URL: ClassVar[str] = ""
+    DEFAULT_RATE: ClassVar[str] = "10/s"
 
     def __repr_args__(self):  # pydantic repr: credentials never printed
         for name, value in super().__repr_args__():
@@ -227,21 +239,27 @@ class HttpApiResource(dg.ConfigurableResource):
     def auth_headers(self) -> dict[str, str]:
         return {}
 
+    def resolved_base_url(self) -> str:
+        """Read when the session starts, so the environment of the run (not of the import) decides."""
+        return self.base_url or os.environ.get(base_url_var(self.API)) or self.DEFAULT_BASE_URL
+
     def windows(self) -> tuple[Window, ...]:
-        return parse_rate(self.rate, f"BACKFILL_{self.API.upper()}_RATE")
+        rate = self.rate or os.environ.get(rate_var(self.API)) or self.DEFAULT_RATE
+        return parse_rate(rate, rate_var(self.API))
 
     def session(self) -> ApiSession:
         """The live client, built once per resource instance (one per run worker process)."""
         if self._session is None:
-            if not self.base_url.startswith(("http://", "https://")):
+            base_url = self.resolved_base_url()
+            if not base_url.startswith(("http://", "https://")):
                 raise ConfigurationError(
-                    f"BACKFILL_{self.API.upper()}_BASE_URL={self.base_url!r} is not an http(s) URL; "
+                    f"{base_url_var(self.API)}={base_url!r} is not an http(s) URL; "
                     "set it to the API's origin, e.g. https://api.example.com"
                 )
             budget = RateBudget(database_url(), self.API, self.windows()) if self.use_budget else None
             self._session = ApiSession(
                 self.API,
-                self.base_url,
+                base_url,
                 self.auth_headers(),
                 budget,
                 self.timeout_s,

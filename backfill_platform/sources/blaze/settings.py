@@ -2,12 +2,9 @@
 
 import os
 
-DEFAULT_BASE_URL = "https://api.partners.blaze.me"
 TRANSACTIONS_ROUTE = "/api/v1/partner/transactions"
 PAGE_SIZE = 100  # the API caps pages at 100 transactions
 MAX_WINDOW_DAYS = 7  # "The maximum date range is 7 days"
-# The replaced script's safety margin under Blaze's contract limit of 10,000 calls per 5 minutes.
-DEFAULT_RATE = "7500/5m"
 START_DATE = "2023-01-01"
 # The shop's business day: Blaze dates are read in the shop's time zone ([UNCONFIRMED], hence configurable).
 TIMEZONE = os.environ.get("BACKFILL_BLAZE_TIMEZONE", "America/Los_Angeles")

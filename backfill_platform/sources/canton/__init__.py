@@ -1,11 +1,8 @@
 """Canton / Splice Scan: ledger updates and their events, daily by record time."""
 
-import os
-
 import dagster as dg
 
 from backfill_platform.resources.apis import CantonApi
-from backfill_platform.settings import base_url_var, rate_var
 from backfill_platform.sources.canton import assets, checks, partitions, settings
 
 CREDENTIALS: tuple[str, ...] = ()  # Scan declares no authentication
@@ -15,8 +12,6 @@ ASSETS = (assets.updates, assets.events)
 
 def resource() -> CantonApi:
     return CantonApi(
-        base_url=os.environ.get(base_url_var("canton"), settings.DEFAULT_BASE_URL),
-        rate=os.environ.get(rate_var("canton"), settings.DEFAULT_RATE),
         max_attempts=settings.MAX_ATTEMPTS,
         max_retry_wait_s=settings.MAX_RETRY_WAIT_S,
     )

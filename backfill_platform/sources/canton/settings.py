@@ -2,11 +2,9 @@
 
 import os
 
-DEFAULT_BASE_URL = "https://scan.sv-1.global.canton.network.sync.global"
 UPDATES_ROUTE = "/api/scan/v2/updates"
 MIGRATION_INFO_ROUTE = "/api/scan/v0/backfilling/migration-info"
 PAGE_SIZE = 1000  # the server's default maximum
-DEFAULT_RATE = "20/s"  # Scan documents no number; an SV's Envoy bucket decides ([UNCONFIRMED])
 START_DATE = "2024-06-24"  # MainNet's first record time
 # Days fetched at once (one cursor stream per day and migration); the writer still commits day by day.
 STREAMS = int(os.environ.get("BACKFILL_CANTON_STREAMS", "4"))
