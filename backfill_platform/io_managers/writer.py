@@ -57,7 +57,7 @@ class WriteStats:
     seconds: float
 
 
-_ensured: set[tuple[str, str]] = set()
+_ensured: set[tuple[str, str, bool]] = set()
 
 
 def ensure_table(conn: psycopg.Connection, spec: TableSpec, asset: str, indexes: bool = True) -> None:
@@ -65,8 +65,7 @@ def ensure_table(conn: psycopg.Connection, spec: TableSpec, asset: str, indexes:
 
     Declared secondary indexes are created here too (IF NOT EXISTS), so a run killed while it deferred them gets
     them back from the next run that touches the table."""
-    key = (conn.info.dsn, spec.qualified, indexes)
-    if key in _ensured:
+    if _ensured_key(conn, spec, indexes) in _ensured:
         return
     conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"ddl:{spec.qualified}",))
     conn.execute(q.create_schema(spec.schema))
@@ -102,7 +101,10 @@ def ensure_table(conn: psycopg.Connection, spec: TableSpec, asset: str, indexes:
     if indexes:
         build_indexes(conn, spec)
     ledger.ensure(conn)
-    _ensured.add(key)
+
+
+def _ensured_key(conn: psycopg.Connection, spec: TableSpec, indexes: bool) -> tuple[str, str, bool]:
+    return (conn.info.dsn, spec.qualified, indexes)
 
 
 def build_indexes(conn: psycopg.Connection, spec: TableSpec) -> None:
@@ -232,6 +234,8 @@ def write_partition(
         raise
     except (errors.DataError, errors.IntegrityError) as exc:
         raise WriteError(target.where(_explain(exc))) from None
+    # Only now, with the DDL committed, may other connections of this process skip it.
+    _ensured.add(_ensured_key(conn, spec, not target.defer_indexes))
     return WriteStats(rows=rows, bytes=size, seconds=time.perf_counter() - started)
 
 

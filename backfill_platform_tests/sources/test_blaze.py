@@ -1,25 +1,18 @@
 """Blaze against the sandbox: ground truth with the fewest calls, late voids, kill and resume, faults, checks."""
 
 import math
-import os
-import signal
-import subprocess
-import sys
-import textwrap
-import time
 from datetime import date, timedelta
-from pathlib import Path
 
 import dagster as dg
 import psycopg
 import pytest
 
-from backfill_platform.io_managers import writer
 from backfill_platform.io_managers.postgres import PostgresIOManager
 from backfill_platform.resources.apis import BlazeApi
 from backfill_platform.sandbox.core import SandboxConfig
 from backfill_platform.sandbox.generators import blaze as truth
 from backfill_platform.sources.blaze import assets, checks
+from backfill_platform_tests.sources.helpers import drop_schemas, kill_after_commits
 
 CFG = SandboxConfig()
 FIRST, LAST = date(2024, 3, 1), date(2024, 3, 10)
@@ -54,11 +47,7 @@ def resources(sandbox, db_url: str, **kw) -> dict:
 
 @pytest.fixture
 def clean(db_url: str) -> str:
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute("DROP SCHEMA IF EXISTS blaze CASCADE")
-        conn.execute("DROP SCHEMA IF EXISTS backfill_platform CASCADE")
-    writer._ensured.clear()
-    return db_url
+    return drop_schemas(db_url, "blaze")
 
 
 def stored(db_url: str) -> dict[str, tuple]:
@@ -154,43 +143,20 @@ def test_malformed_page_fails_in_one_line_and_writes_nothing(sandbox, clean) -> 
 
 
 @pytest.mark.slow
-def test_killed_mid_range_then_retried_fetches_no_committed_day_again(sandbox, clean, tmp_path: Path) -> None:
+def test_killed_mid_range_then_retried_fetches_no_committed_day_again(sandbox, clean) -> None:
     week = (FIRST, FIRST + timedelta(days=6))
     first_window_calls = calls_for([week])
     # The first request of the second window hangs: the run is killed there, after the first week committed.
     sandbox.faults("blaze", {"scripted": [{"kind": "slow", "seconds": 600, "after": first_window_calls}]})
     tags = {**RANGE, "dagster/backfill": "blaze-kill"}
-    script = textwrap.dedent(f"""
+    script = f"""
         import dagster as dg
         from backfill_platform_tests.sources.test_blaze import ALL, resources
         class S: origin = {sandbox.origin!r}
         dg.materialize(ALL, resources=resources(S, {clean!r}, timeout_s=900), tags={tags!r})
-    """)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", script],
-        cwd=Path(__file__).resolve().parents[2],
-        env={**os.environ, "BACKFILL_DATABASE_URL": clean},
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            with psycopg.connect(clean) as conn:
-                exists = conn.execute("SELECT to_regclass('backfill_platform.ledger')").fetchone()[0]
-                n = (
-                    conn.execute(
-                        "SELECT count(*) FROM backfill_platform.ledger WHERE asset = 'blaze/transactions'"
-                    ).fetchone()[0]
-                    if exists
-                    else 0
-                )
-            if n >= 7:
-                break
-            assert proc.poll() is None and time.monotonic() < deadline, "the first week never committed"
-            time.sleep(0.1)
-        time.sleep(0.3)  # the second window's first request is now hanging in the sandbox
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(30)
+    """
+    # settle: the second window's first request is then hanging in the sandbox
+    kill_after_commits(script, clean, "blaze/transactions", 7, settle_s=0.3)
     assert sandbox.stats()["routes"]["blaze transactions"]["requests"] == first_window_calls + 1
     sandbox.reset()
     result = dg.materialize(ALL, resources=resources(sandbox, clean), tags=tags)

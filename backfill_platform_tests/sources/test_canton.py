@@ -1,24 +1,17 @@
 """Canton / Scan against the sandbox: overlapping migrations, event trees, kill and resume, faults."""
 
-import os
-import signal
-import subprocess
-import sys
-import textwrap
-import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import dagster as dg
 import psycopg
 import pytest
 
-from backfill_platform.io_managers import writer
 from backfill_platform.io_managers.postgres import PostgresIOManager
 from backfill_platform.resources.apis import CantonApi
 from backfill_platform.sandbox.core import SandboxConfig
 from backfill_platform.sandbox.generators import canton as truth
 from backfill_platform.sources.canton import assets, checks
+from backfill_platform_tests.sources.helpers import drop_schemas, kill_after_commits
 
 CFG = SandboxConfig()
 FIRST = datetime(2024, 12, 9, tzinfo=UTC)  # migration 0 ends 2024-12-10 12:00, migration 1 starts 2024-12-10 00:00
@@ -42,11 +35,7 @@ def expected_events(updates: list[dict]) -> int:
 
 @pytest.fixture
 def clean(db_url: str) -> str:
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute("DROP SCHEMA IF EXISTS canton CASCADE")
-        conn.execute("DROP SCHEMA IF EXISTS backfill_platform CASCADE")
-    writer._ensured.clear()
-    return db_url
+    return drop_schemas(db_url, "canton")
 
 
 def stored_ids(db_url: str) -> list[str]:
@@ -81,32 +70,12 @@ def test_three_days_over_two_overlapping_migrations_land_the_ground_truth(sandbo
 def test_killed_mid_range_then_retried_loses_and_doubles_nothing(sandbox, clean) -> None:
     sandbox.faults("canton", {"probability": {"slow": 1.0}, "slow_seconds": 1.0})  # every call takes a second
     tags = {**RANGE, "dagster/backfill": "canton-kill"}
-    script = textwrap.dedent(f"""
+    script = f"""
         import dagster as dg
         from backfill_platform_tests.sources.test_canton import ALL, resources
         dg.materialize(ALL, resources=resources({sandbox.origin!r}, {clean!r}), tags={tags!r})
-    """)
-    env = {**os.environ, "BACKFILL_DATABASE_URL": clean, "BACKFILL_CANTON_STREAMS": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[2], env=env)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            with psycopg.connect(clean) as conn:
-                exists = conn.execute("SELECT to_regclass('backfill_platform.ledger')").fetchone()[0]
-                n = (
-                    conn.execute(
-                        "SELECT count(*) FROM backfill_platform.ledger WHERE asset = 'canton/updates'"
-                    ).fetchone()[0]
-                    if exists
-                    else 0
-                )
-            if n >= 2:
-                break
-            assert proc.poll() is None and time.monotonic() < deadline, "two days never committed"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(30)
+    """
+    kill_after_commits(script, clean, "canton/updates", 2, env={"BACKFILL_CANTON_STREAMS": "1"})
     with psycopg.connect(clean) as conn:
         days = conn.execute("SELECT count(DISTINCT record_time::date) FROM canton.updates").fetchone()[0]
     assert days == 2  # two whole days, nothing of the third

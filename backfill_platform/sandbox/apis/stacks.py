@@ -103,7 +103,8 @@ def _headers(request: Request, deprecated: bool) -> dict[str, str]:
     return headers
 
 
-async def v1_transactions(request: Request, sb: Sandbox) -> Response:
+def _offset_page(request: Request, sb: Sandbox) -> tuple[int, int, str, list] | Response:
+    """v1 and v2: validated limit/offset and the principal's keys (new arrivals land when paging deeper)."""
     paging = _limit_offset(request)
     if isinstance(paging, Response):
         return paging
@@ -111,7 +112,14 @@ async def v1_transactions(request: Request, sb: Sandbox) -> Response:
     found = _keys(request, sb, offset > 0)
     if isinstance(found, Response):
         return found
-    principal, keys = found
+    return (limit, offset, *found)
+
+
+async def v1_transactions(request: Request, sb: Sandbox) -> Response:
+    page = _offset_page(request, sb)
+    if isinstance(page, Response):
+        return page
+    limit, offset, principal, keys = page
     results = [_tx(sb, principal, k) for k in keys[offset : offset + limit]]
     return json_response(
         {"limit": limit, "offset": offset, "total": len(keys), "results": results}, headers=_headers(request, True)
@@ -119,14 +127,10 @@ async def v1_transactions(request: Request, sb: Sandbox) -> Response:
 
 
 async def v2_transactions(request: Request, sb: Sandbox) -> Response:
-    paging = _limit_offset(request)
-    if isinstance(paging, Response):
-        return paging
-    limit, offset = paging
-    found = _keys(request, sb, offset > 0)
-    if isinstance(found, Response):
-        return found
-    principal, keys = found
+    page = _offset_page(request, sb)
+    if isinstance(page, Response):
+        return page
+    limit, offset, principal, keys = page
     results = []
     for k in keys[offset : offset + limit]:
         tx = _tx(sb, principal, k)

@@ -1,0 +1,52 @@
+"""Shared by the source tests: a clean database per test, and a run killed with SIGKILL in mid-range."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psycopg
+
+from backfill_platform.io_managers import writer
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def drop_schemas(db_url: str, *schemas: str) -> str:
+    """The source's tables and the platform's ledger and budget gone: each test starts from nothing."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        for schema in (*schemas, "backfill_platform"):
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    writer._ensured.clear()
+    return db_url
+
+
+def committed(db_url: str, asset: str) -> int:
+    with psycopg.connect(db_url) as conn:
+        if conn.execute("SELECT to_regclass('backfill_platform.ledger')").fetchone()[0] is None:
+            return 0
+        return conn.execute("SELECT count(*) FROM backfill_platform.ledger WHERE asset = %s", (asset,)).fetchone()[0]
+
+
+def kill_after_commits(
+    script: str, db_url: str, asset: str, partitions: int, env: dict | None = None, settle_s: float = 0.0
+) -> None:
+    """Run `script` in a child process and SIGKILL it once `asset` has committed `partitions` partitions."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        cwd=REPO_ROOT,
+        env={**os.environ, "BACKFILL_DATABASE_URL": db_url, **(env or {})},
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while committed(db_url, asset) < partitions:
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline, f"{partitions} partitions of {asset} never committed"
+            time.sleep(0.05)
+        time.sleep(settle_s)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(30)
