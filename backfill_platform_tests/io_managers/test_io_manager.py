@@ -297,3 +297,51 @@ def test_failed_deferred_run_still_leaves_its_indexes(io, db_url) -> None:
         assert rows(db_url, "SELECT count(*) FROM iotest.events") == [(10,)]  # the two good days stayed
     finally:
         register(EVENTS)
+
+
+def test_parallel_sql_partitions_into_a_fresh_table(io, db_url) -> None:
+    """Derived partitions run on several connections; none may use the table before its creation committed."""
+    from backfill_platform.io_managers import writer
+
+    spec = register(
+        TableSpec(
+            "iotest",
+            "fresh_words",
+            (Column("id", "text"), Column("ts", "timestamptz"), Column("word", "text")),
+            ("id",),
+            "ts",
+        )
+    )[0]
+
+    @dg.asset(
+        key=["iotest", "fresh_words"],
+        partitions_def=DAILY,
+        io_manager_key="io_manager",
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def fresh_words() -> SqlInsert:
+        return SqlInsert(
+            "SELECT id, ts, split_part(note, ' ', 2) FROM iotest.events WHERE ts >= %(start)s AND ts < %(end)s"
+        )
+
+    parallel = {"io_manager": PostgresIOManager(database_url=db_url, sql_workers=4)}
+    assert dg.materialize([events_asset()], resources=io, tags=range_tags("2024-03-01", "2024-03-08")).success
+    for _ in range(3):
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute("DROP TABLE IF EXISTS iotest.fresh_words")
+        writer._ensured.clear()
+        result = dg.materialize([fresh_words], resources=parallel, tags=range_tags("2024-03-01", "2024-03-08"))
+        assert result.success
+        assert rows(db_url, f"SELECT count(*) FROM {spec.qualified}") == [(40,)]
+
+
+def test_uncommitted_ddl_is_not_marked_ensured(io, db_url) -> None:
+    """Other connections may skip table creation only once it committed (they would not see the table before)."""
+    from backfill_platform.io_managers import writer
+
+    with psycopg.connect(db_url) as conn:
+        with conn.transaction(force_rollback=True):
+            writer.ensure_table(conn, EVENTS, "iotest/events")
+            assert not writer._ensured  # still uncommitted: a parallel writer must not rely on it
+        write_partition(conn, _target(EVENTS), day_rows("2024-03-01"))
+        assert (conn.info.dsn, EVENTS.qualified, True) in writer._ensured
