@@ -137,9 +137,7 @@ def _frame_rows(frame: pd.DataFrame, spec: TableSpec, target: Target) -> tuple[t
     return columns, clean.itertuples(index=False, name=None)
 
 
-def _copy(
-    cur: psycopg.Cursor, spec: TableSpec, columns: tuple[str, ...], rows: Iterable[Sequence[Any]]
-) -> tuple[int, int]:
+def _copy(cur: psycopg.Cursor, spec: TableSpec, columns: tuple[str, ...], rows: Iterable[Sequence[Any]]) -> int:
     jsonb = _jsonb_columns(spec, columns)
     count = 0
     with cur.copy(q.copy_in(spec, columns)) as copy:
@@ -158,7 +156,7 @@ def _copy(
             for row in rows:
                 copy.write_row(row)
                 count += 1
-    return count, 0
+    return count
 
 
 def _check_staging(cur: psycopg.Cursor, spec: TableSpec, target: Target) -> None:
@@ -209,7 +207,7 @@ def write_partition(
                     columns, data = _frame_rows(data, spec, target)
                 columns = columns or spec.column_names
                 cur.execute(q.create_staging(spec))
-                rows, _ = _copy(cur, spec, columns, data)
+                rows = _copy(cur, spec, columns, data)
                 size = cur.execute("SELECT pg_total_relation_size('backfill_staging')").fetchone()[0]
                 _check_staging(cur, spec, target)
                 if spec.write_mode == "replace":
