@@ -113,6 +113,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 "return a DataFrame, Batches or SqlInsert"
             )
         totals = {"rows": 0, "bytes": 0, "partitions": 0}
+        started = time.perf_counter()
         deferred = self._defer_indexes(spec, targets)
         if deferred:
             targets = {k: dataclasses.replace(t, defer_indexes=True) for k, t in targets.items()}
@@ -128,10 +129,10 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 totals["partitions"] += 1
         finally:
             if deferred:  # even when a partition failed: the table is never left without its indexes
-                started = time.perf_counter()
+                build_started = time.perf_counter()
                 with psycopg.connect(self._dsn()) as conn, conn.transaction():
                     build_indexes(conn, spec)
-                totals["index_build_seconds"] = round(time.perf_counter() - started, 3)
+                totals["index_build_seconds"] = round(time.perf_counter() - build_started, 3)
         summary = dict(obj.summary()) if isinstance(obj, Batches) else {}
         context.add_output_metadata(
             {
@@ -139,6 +140,8 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 "rows_written": totals["rows"],
                 "bytes_written": totals["bytes"],
                 "partitions_written": totals["partitions"],
+                "seconds": round(time.perf_counter() - started, 3),
+                "rows_per_s": round(totals["rows"] / max(time.perf_counter() - started, 1e-9)),
                 **({"index_build_seconds": totals["index_build_seconds"]} if deferred else {}),
                 **summary,
             }

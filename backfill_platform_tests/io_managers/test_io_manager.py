@@ -345,3 +345,25 @@ def test_uncommitted_ddl_is_not_marked_ensured(io, db_url) -> None:
             assert not writer._ensured  # still uncommitted: a parallel writer must not rely on it
         write_partition(conn, _target(EVENTS), day_rows("2024-03-01"))
         assert (conn.info.dsn, EVENTS.qualified, True) in writer._ensured
+
+
+def test_dataframe_for_a_range_is_split_and_committed_per_partition(io, db_url) -> None:
+    frame = pd.DataFrame(
+        [(*r[:4], None) for key in ("2024-03-10", "2024-03-11", "2024-03-12") for r in day_rows(key, 4)],
+        columns=["id", "ts", "amount", "note", "payload"],
+    )
+
+    @dg.asset(
+        key=["iotest", "events"],
+        partitions_def=DAILY,
+        io_manager_key="io_manager",
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def events() -> pd.DataFrame:
+        return frame
+
+    result = dg.materialize([events], resources=io, tags=range_tags("2024-03-10", "2024-03-12"))
+    assert result.success
+    ledger = rows(db_url, "SELECT partition, rows FROM backfill_platform.ledger ORDER BY partition")
+    assert ledger == [("2024-03-10", 4), ("2024-03-11", 4), ("2024-03-12", 4)]
+    assert rows(db_url, "SELECT count(*) FROM iotest.events") == [(12,)]

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from backfill_platform.resources.apis import BlazeApi, CantonApi, RacingApi
+from backfill_platform.resources.apis import AlpacaApi, BlazeApi, CantonApi, RacingApi
 from backfill_platform.resources.http import ApiError
 from backfill_platform.sandbox.core import SandboxConfig
 
@@ -89,6 +89,14 @@ def test_gives_up_after_max_attempts_with_one_clear_line(sandbox) -> None:
 @pytest.mark.parametrize(
     ("make", "route", "params", "status"),
     [
+        (
+            lambda sb: AlpacaApi(
+                base_url=f"{sb.origin}/alpaca", rate="200/min", key_id="k", secret_key="bad-pass-xyz", **FAST
+            ),
+            "/v2/stocks/bars",
+            {"symbols": "AAPL", "timeframe": "1Day"},
+            403,
+        ),
         (lambda sb: blaze(sb, api_key="wrong-store-key"), TX, BLAZE_Q, 401),
         (lambda sb: blaze(sb), TX, {"startDate": "03/01/2024", "endDate": "03/20/2024"}, 400),
         (

@@ -132,6 +132,11 @@ def test_injected_429s_and_5xx_are_survived_with_identical_data(sandbox, clean) 
         and "api_http_429" in e.event_specific_data.materialization.metadata
     ]
     assert out and out[0].event_specific_data.materialization.metadata["api_http_429"].value == stats["429"]
+    run_meta = out[0].event_specific_data.materialization.metadata
+    truth_rows = expected()
+    assert run_meta["items"].value == sum(len(t["cart"]["items"]) for t in truth_rows.values())
+    assert run_meta["rows_written"].value == len(truth_rows) and run_meta["rows_per_s"].value > 0
+    assert run_meta["api_budget_wait_s"].value >= 0 and run_meta["api_calls"].value > 0
 
 
 def test_malformed_page_fails_in_one_line_and_writes_nothing(sandbox, clean) -> None:

@@ -75,6 +75,8 @@ def transactions(context: AssetExecutionContext, blaze: BlazeApi) -> Batches:
     days = [date.fromisoformat(k) for k in pending_partitions(context, database_url())]
     run_start = session.metrics.snapshot()
 
+    items = [0]  # cart lines of the whole run, for the run's metadata
+
     def batches() -> Iterator[PartitionBatch]:
         seen: set[str] = set()
         for window in windows(days):
@@ -98,6 +100,7 @@ def transactions(context: AssetExecutionContext, blaze: BlazeApi) -> Batches:
             fetched = sum(len(v) for v in by_day.values())
             for day in window:
                 rows = by_day.pop(day, [])
+                items[0] += sum(r[18] for r in rows)
                 yield PartitionBatch(
                     day.isoformat(),
                     rows,
@@ -112,7 +115,10 @@ def transactions(context: AssetExecutionContext, blaze: BlazeApi) -> Batches:
                     },
                 )
 
-    return Batches(batches(), summary=lambda: {f"api_{k}": v for k, v in session.metrics.since(run_start).items()})
+    return Batches(
+        batches(),
+        summary=lambda: {"items": items[0], **{f"api_{k}": v for k, v in session.metrics.since(run_start).items()}},
+    )
 
 
 ITEMS_SELECT = sql.SQL("""
