@@ -37,6 +37,9 @@ class TableSpec:
     # A run of at least this many partitions into an empty table loads without `indexes` and builds them once at
     # the end (measured faster for Canton events); 0 = always maintain them.
     defer_indexes_from: int = 0
+    # Storage parameters for CREATE TABLE … WITH (…), e.g. (("toast_tuple_target", 8160),) keeps rows of up to ~8 KB
+    # inline and uncompressed: twice the bytes, but no pglz CPU on every insert and read (measured for Canton).
+    table_options: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]

@@ -27,7 +27,13 @@ def create_table(spec: TableSpec) -> sql.Composed:
         for c in spec.columns
     ]
     defs.append(sql.SQL("PRIMARY KEY ({})").format(_cols(spec.primary_key)))
-    return sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(spec.ident, sql.SQL(", ").join(defs))
+    create = sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(spec.ident, sql.SQL(", ").join(defs))
+    if not spec.table_options:
+        return create
+    options = sql.SQL(", ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(v)) for k, v in spec.table_options
+    )
+    return create + sql.SQL(" WITH ({})").format(options)
 
 
 def create_index(spec: TableSpec, columns: tuple[str, ...]) -> sql.Composed:
@@ -45,9 +51,10 @@ def add_column(spec: TableSpec, column: str) -> sql.Composed:
 def create_staging(spec: TableSpec) -> sql.Composed:
     """A temp table shaped like the target without its constraints, dropped at commit: COPY lands here and is
     checked (NULL keys, duplicates, rows outside the window) before anything touches the target."""
-    return sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
-        STAGING, _cols(spec.column_names), spec.ident
-    )
+    # Staging rows are dropped at commit: compressing large values there would be pure waste (toast_tuple_target).
+    return sql.SQL(
+        "CREATE TEMP TABLE {} WITH (toast_tuple_target = 8160) ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA"
+    ).format(STAGING, _cols(spec.column_names), spec.ident)
 
 
 def copy_in(spec: TableSpec, columns: tuple[str, ...]) -> sql.Composed:

@@ -35,8 +35,8 @@ def test_merge_rewrites_only_changed_rows() -> None:
 
 def test_staging_and_copy() -> None:
     assert s(q.create_staging(EVENTS)) == (
-        'CREATE TEMP TABLE "backfill_staging" ON COMMIT DROP AS SELECT "id", "ts", "amount", "note", "payload" '
-        'FROM "iotest"."events" WITH NO DATA'
+        'CREATE TEMP TABLE "backfill_staging" WITH (toast_tuple_target = 8160) ON COMMIT DROP AS SELECT "id", "ts", '
+        '"amount", "note", "payload" FROM "iotest"."events" WITH NO DATA'
     )
     assert s(q.copy_in(EVENTS, ("id", "ts"))) == 'COPY "backfill_staging" ("id", "ts") FROM STDIN'
 
@@ -46,3 +46,10 @@ def test_checks() -> None:
     assert s(q.duplicate_key(EVENTS)) == (
         'SELECT "id", count(*) FROM "backfill_staging" GROUP BY "id" HAVING count(*) > 1 LIMIT 1'
     )
+
+
+def test_table_options() -> None:
+    import dataclasses
+
+    spec = dataclasses.replace(EVENTS, table_options=(("toast_tuple_target", 8160),))
+    assert s(q.create_table(spec)).endswith('PRIMARY KEY ("id")) WITH ("toast_tuple_target" = 8160)')
