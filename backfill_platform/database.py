@@ -13,6 +13,7 @@ import tempfile
 import warnings
 from functools import cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -96,6 +97,12 @@ def database_url() -> str:
 def sqlalchemy_url(url: str) -> str:
     """The same database for SQLAlchemy with psycopg2 (design §7: dagster-postgres + psycopg 3 breaks NOTIFY)."""
     return "postgresql+psycopg2://" + url.split("://", 1)[1]
+
+
+def fetch_one(query: Any, params: Any = None) -> tuple:
+    """One row from the platform database (asset checks and small lookups)."""
+    with psycopg.connect(database_url()) as conn:
+        return conn.execute(query, params).fetchone()
 
 
 def stop_embedded() -> bool:

@@ -16,8 +16,6 @@ import dagster as dg
 from backfill_platform import settings
 from backfill_platform.errors import ConfigurationError
 
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
-
 
 def source_module(name: str) -> ModuleType:
     from backfill_platform.sources import blaze, canton
@@ -107,7 +105,7 @@ def run_backfill(name: str, first: str, last: str, use_sandbox: bool | None = No
             result = job.execute_in_process(
                 instance=instance,
                 asset_selection=[a.key for a in source.ASSETS],
-                tags={RANGE_START: span.first, RANGE_END: span.last, settings.API_TAG: name},
+                tags={settings.RANGE_START_TAG: span.first, settings.RANGE_END_TAG: span.last, settings.API_TAG: name},
                 raise_on_error=False,
             )
             result.seconds = time.monotonic() - started  # type: ignore[attr-defined]

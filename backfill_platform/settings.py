@@ -16,6 +16,9 @@ SOURCES = ("blaze", "canton", "racing", "alpaca", "stacks")
 API_TAG = "backfill_platform/api"
 # Schema of the platform's own bookkeeping tables (ledger, rate budget).
 PLATFORM_SCHEMA = "backfill_platform"
+# The run tags Dagster gives a single run over a partition range (UI backfill, --partition-range, CLI backfill).
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 def base_url_var(source: str) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import dagster as dg
 import httpx
 import psycopg
+from psycopg import sql
 
 from backfill_platform.bench import io
 from backfill_platform.io_managers import writer
@@ -15,8 +16,13 @@ from backfill_platform.io_managers.postgres import PostgresIOManager
 from backfill_platform.resources.apis import CantonApi
 from backfill_platform.sandbox.core import SandboxConfig
 from backfill_platform.sandbox.server import SandboxProcess
+from backfill_platform.settings import RANGE_END_TAG, RANGE_START_TAG
 
 FULL_HISTORY_ROWS = 84_000_000
+UPDATE_COLUMNS = sql.SQL(
+    "update_id text, migration_id bigint, record_time timestamptz, synchronizer_id text, effective_at timestamptz, "
+    "workflow_id text, kind text, payload jsonb"
+)
 
 
 @dataclass
@@ -59,7 +65,7 @@ def run(dsn: str, days: int = 10, scale: float = 10.0, first: str = "2024-07-01"
             "io_manager": PostgresIOManager(database_url=dsn),
         }
         last = (dg.DailyPartitionsDefinition(start_date=first).get_partition_keys()[:days])[-1]
-        tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+        tags = {RANGE_START_TAG: first, RANGE_END_TAG: last}
         started = time.perf_counter()
         result = dg.materialize([assets.updates, assets.events], resources=resources, tags=tags)
         seconds = time.perf_counter() - started
@@ -82,7 +88,7 @@ def run(dsn: str, days: int = 10, scale: float = 10.0, first: str = "2024-07-01"
         ]
         for d in range(3)
     ]
-    raw = sum(len(b) for b in sample) / io.raw_copy(dsn, sample)
+    raw = sum(len(b) for b in sample) / io.raw_copy(dsn, sample, UPDATE_COLUMNS)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("DROP SCHEMA IF EXISTS bench CASCADE")
     return CantonBenchResult(days, updates, events, seconds, raw)

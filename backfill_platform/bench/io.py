@@ -29,10 +29,6 @@ SPEC = TableSpec(
 )
 START = datetime(2024, 7, 1, tzinfo=UTC)
 COLUMNS = sql.SQL("update_id text, migration_id bigint, record_time timestamptz, synchronizer_id text, payload jsonb")
-CANTON_COLUMNS = sql.SQL(
-    "update_id text, migration_id bigint, record_time timestamptz, synchronizer_id text, effective_at timestamptz, "
-    "workflow_id text, kind text, payload jsonb"
-)
 
 
 @dataclass
@@ -85,14 +81,10 @@ def _reset(conn: psycopg.Connection) -> None:
     writer._ensured.clear()
 
 
-def raw_copy(dsn: str, batches: list[list[tuple]]) -> float:
+def raw_copy(dsn: str, batches: list[list[tuple]], columns: sql.Composable = COLUMNS) -> float:
     with psycopg.connect(dsn, autocommit=True) as conn:
         _reset(conn)
-        conn.execute(
-            sql.SQL("CREATE UNLOGGED TABLE bench.raw ({})").format(
-                COLUMNS if len(batches[0][0]) == 5 else CANTON_COLUMNS
-            )
-        )
+        conn.execute(sql.SQL("CREATE UNLOGGED TABLE bench.raw ({})").format(columns))
         started = time.perf_counter()
         with conn.transaction(), conn.cursor() as cur, cur.copy("COPY bench.raw FROM STDIN") as copy:
             for batch in batches:

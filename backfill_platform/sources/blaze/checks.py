@@ -5,29 +5,23 @@ from datetime import date, timedelta
 import dagster as dg
 import psycopg
 
-from backfill_platform.database import database_url
+from backfill_platform.database import database_url, fetch_one
 from backfill_platform.resources.apis import BlazeApi
+from backfill_platform.settings import RANGE_END_TAG, RANGE_START_TAG
 from backfill_platform.sources.blaze.assets import transaction_items, transactions
 from backfill_platform.sources.blaze.client import BlazeClient
 from backfill_platform.sources.blaze.tables import TRANSACTION_ITEMS, TRANSACTIONS
-
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
-
-
-def _scalar(query: psycopg.sql.Composable, params: dict | None = None):
-    with psycopg.connect(database_url()) as conn:
-        return conn.execute(query, params).fetchone()
 
 
 def run_days(context: dg.AssetCheckExecutionContext) -> list[date]:
     """The business days the triggering run wrote (a range, one partition, or else the last week in the table)."""
     tags = context.run.tags
-    if RANGE_START in tags:
-        first, last = date.fromisoformat(tags[RANGE_START]), date.fromisoformat(tags[RANGE_END])
+    if RANGE_START_TAG in tags:
+        first, last = date.fromisoformat(tags[RANGE_START_TAG]), date.fromisoformat(tags[RANGE_END_TAG])
     elif "dagster/partition" in tags:
         first = last = date.fromisoformat(tags["dagster/partition"])
     else:
-        (latest,) = _scalar(psycopg.sql.SQL("SELECT max(business_date) FROM {}").format(TRANSACTIONS.ident))
+        (latest,) = fetch_one(psycopg.sql.SQL("SELECT max(business_date) FROM {}").format(TRANSACTIONS.ident))
         if latest is None:
             return []
         first, last = latest - timedelta(days=6), latest
@@ -36,13 +30,15 @@ def run_days(context: dg.AssetCheckExecutionContext) -> list[date]:
 
 @dg.asset_check(asset=transactions, description="No transaction id appears twice.")
 def transactions_unique_ids() -> dg.AssetCheckResult:
-    total, distinct = _scalar(psycopg.sql.SQL("SELECT count(*), count(DISTINCT id) FROM {}").format(TRANSACTIONS.ident))
+    total, distinct = fetch_one(
+        psycopg.sql.SQL("SELECT count(*), count(DISTINCT id) FROM {}").format(TRANSACTIONS.ident)
+    )
     return dg.AssetCheckResult(passed=total == distinct, metadata={"rows": total, "duplicates": total - distinct})
 
 
 @dg.asset_check(asset=transaction_items, description="Every item belongs to a stored transaction.")
 def items_have_transactions() -> dg.AssetCheckResult:
-    (orphans,) = _scalar(
+    (orphans,) = fetch_one(
         psycopg.sql.SQL(
             "SELECT count(*) FROM {items} i WHERE NOT EXISTS (SELECT 1 FROM {tx} t WHERE t.id = i.transaction_id)"
         ).format(items=TRANSACTION_ITEMS.ident, tx=TRANSACTIONS.ident)

@@ -4,19 +4,14 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 
-from backfill_platform.database import database_url
+from backfill_platform.database import database_url, fetch_one
 from backfill_platform.sources.canton.assets import events, updates
 from backfill_platform.sources.canton.tables import EVENTS, UPDATES
 
 
-def _one(query: sql.Composable) -> tuple:
-    with psycopg.connect(database_url()) as conn:
-        return conn.execute(query).fetchone()
-
-
 @dg.asset_check(asset=updates, description="No update id appears twice and no migration id is NULL.")
 def updates_unique_and_migrated() -> dg.AssetCheckResult:
-    total, distinct, null_migrations = _one(
+    total, distinct, null_migrations = fetch_one(
         sql.SQL(
             "SELECT count(*), count(DISTINCT update_id), count(*) FILTER (WHERE migration_id IS NULL) FROM {}"
         ).format(UPDATES.ident)
@@ -29,8 +24,8 @@ def updates_unique_and_migrated() -> dg.AssetCheckResult:
 
 @dg.asset_check(asset=events, description="No event id twice; every event's update exists (no orphans).")
 def events_unique_and_anchored() -> dg.AssetCheckResult:
-    total, distinct = _one(sql.SQL("SELECT count(*), count(DISTINCT event_id) FROM {}").format(EVENTS.ident))
-    (orphans,) = _one(
+    total, distinct = fetch_one(sql.SQL("SELECT count(*), count(DISTINCT event_id) FROM {}").format(EVENTS.ident))
+    (orphans,) = fetch_one(
         sql.SQL(
             "SELECT count(*) FROM {e} e WHERE NOT EXISTS (SELECT 1 FROM {u} u WHERE u.update_id = e.update_id)"
         ).format(e=EVENTS.ident, u=UPDATES.ident)
