@@ -78,13 +78,18 @@ def run(dsn: str, days: int = 10, scale: float = 10.0, first: str = "2024-07-01"
 
     from backfill_platform.sandbox.generators import canton as generator
     from backfill_platform.sources.canton.assets import update_row
+    from backfill_platform.sources.canton.client import decode_page
 
     day0 = dg.DailyPartitionsDefinition(start_date=first).get_first_partition_window().start.date()
     sample = [
         [
-            update_row(i)
+            update_row(u)
             for m in (0, 1, 2)
-            for i in generator.day_updates(config.seed, m, day0 + timedelta(days=d), scale).items
+            for u in decode_page(
+                b'{"transactions":['
+                + b",".join(generator.day_updates(config.seed, m, day0 + timedelta(days=d), scale).rendered)
+                + b"]}"
+            )
         ]
         for d in range(3)
     ]

@@ -10,12 +10,13 @@ import email.utils
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import dagster as dg
 import httpx
+import msgspec
 import orjson
 import tenacity
 from pydantic import Field, PrivateAttr
@@ -149,7 +150,7 @@ class ApiSession:
     def _before_sleep(self, state: tenacity.RetryCallState) -> None:
         self.metrics.add(retries=1, retry_wait_s=state.next_action.sleep if state.next_action else 0.0)
 
-    def _attempt(self, method: str, route: str, params: Any, json: Any) -> Any:
+    def _attempt(self, method: str, route: str, params: Any, json: Any, decode: Callable[[bytes], Any]) -> Any:
         if self.budget is not None:
             self.metrics.add(budget_wait_s=self.budget.acquire())
         self.metrics.add(calls=1)
@@ -171,12 +172,25 @@ class ApiSession:
                 self.api, route, f"HTTP {response.status_code}: {_short(response.text)}", response.status_code
             )
         try:
-            return orjson.loads(response.content)
-        except orjson.JSONDecodeError:
+            return decode(response.content)
+        except msgspec.ValidationError as exc:  # well-formed JSON of the wrong shape: retrying will not change it
+            raise ApiError(self.api, route, f"malformed page: {exc}") from None
+        except (orjson.JSONDecodeError, msgspec.DecodeError):  # cut short or garbled on the way: ask again
             raise RetryableError(f"malformed JSON in a {len(response.content)}-byte answer") from None
 
-    def request_json(self, method: str, route: str, params: Any = None, json: Any = None) -> Any:
-        """One logical request: budgeted attempts, retried on 429/5xx/timeouts/resets/malformed bodies."""
+    def request_json(
+        self,
+        method: str,
+        route: str,
+        params: Any = None,
+        json: Any = None,
+        decode: Callable[[bytes], Any] = orjson.loads,
+    ) -> Any:
+        """One logical request: budgeted attempts, retried on 429/5xx/timeouts/resets/malformed bodies.
+
+        `decode` turns the body into values (a typed msgspec decoder skips what a source does not need); a body that
+        is not JSON is retried, JSON of the wrong shape (msgspec.ValidationError) fails at once.
+        """
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.max_attempts) | tenacity.stop_after_delay(self.max_retry_wait_s),
             retry=tenacity.retry_if_exception_type(RetryableError),
@@ -185,7 +199,7 @@ class ApiSession:
             reraise=True,
         )
         try:
-            return retrying(self._attempt, method, route, params, json)
+            return retrying(self._attempt, method, route, params, json, decode)
         except RetryableError as exc:
             raise ApiError(
                 self.api, route, f"gave up after {self._attempts(retrying)} attempts: {exc}", exc.status
@@ -198,8 +212,8 @@ class ApiSession:
     def get(self, route: str, params: Any = None) -> Any:
         return self.request_json("GET", route, params=params)
 
-    def post(self, route: str, json: Any = None) -> Any:
-        return self.request_json("POST", route, json=json)
+    def post(self, route: str, json: Any = None, decode: Callable[[bytes], Any] = orjson.loads) -> Any:
+        return self.request_json("POST", route, json=json, decode=decode)
 
 
 class HttpApiResource(dg.ConfigurableResource):

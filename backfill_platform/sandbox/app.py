@@ -47,8 +47,9 @@ def control_routes(sandbox: Sandbox) -> list[Route]:
         return json_response({"second": second}, 429 if limit and count > limit else 200)
 
     async def prerender(request: Request) -> Response:
-        """Render Scan days ahead (benchmarks measure the platform, not the simulator's first rendering)."""
-        from datetime import date, timedelta
+        """Render Scan days ahead, and each migration's first and last day that migration-info reads (benchmarks
+        measure the platform, not the simulator's first rendering)."""
+        from datetime import UTC, date, datetime, timedelta
 
         from backfill_platform.sandbox.generators import canton
 
@@ -62,6 +63,9 @@ def control_routes(sandbox: Sandbox) -> list[Route]:
                         sandbox.config.seed, m.migration_id, first + timedelta(days=n), sandbox.config.scale
                     ).items
                 )
+        for m in canton.MIGRATIONS:
+            for day in (m.start.date(), (m.end or datetime.now(UTC)).date()):
+                canton.day_updates(sandbox.config.seed, m.migration_id, day, sandbox.config.scale)
         return json_response({"updates": rendered})
 
     async def config(request: Request) -> Response:

@@ -7,7 +7,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
-import orjson
 from dagster import AssetExecutionContext
 from psycopg import sql
 
@@ -16,34 +15,25 @@ from backfill_platform.io_managers.ledger import pending_partitions
 from backfill_platform.io_managers.spec import Batches, PartitionBatch, SqlInsert
 from backfill_platform.resources.apis import CantonApi
 from backfill_platform.sources.canton import settings
-from backfill_platform.sources.canton.client import CantonClient, Migration, migration_of
+from backfill_platform.sources.canton.client import CantonClient, Migration, ScanUpdate
 from backfill_platform.sources.canton.partitions import daily
 from backfill_platform.sources.canton.tables import UPDATES
 
 
-def update_row(item: dict) -> tuple:
-    """One row per update, in UPDATES column order; the whole item stays in `payload` (as JSON text)."""
-    event = item.get("event")
-    if event is not None:  # a reassignment
-        return (
-            item["update_id"],
-            migration_of(item),
-            item["record_time"],
-            event.get("target_synchronizer"),
-            None,
-            None,
-            "reassignment",
-            orjson.dumps(item).decode(),
-        )
+def update_row(update: ScanUpdate) -> tuple:
+    """One row per update, in UPDATES column order; the item's JSON goes to `payload` as sent."""
+    head, event = update.head, update.head.event
+    kind = "transaction" if event is None else "reassignment"
+    synchronizer = head.synchronizer_id if event is None else event.target_synchronizer
     return (
-        item["update_id"],
-        item["migration_id"],
-        item["record_time"],
-        item.get("synchronizer_id"),
-        item.get("effective_at"),
-        item.get("workflow_id"),
-        "transaction",
-        orjson.dumps(item).decode(),
+        head.update_id,
+        head.migration,
+        head.record_time,
+        synchronizer,
+        head.effective_at,
+        head.workflow_id,
+        kind,
+        update.raw.decode(),
     )
 
 

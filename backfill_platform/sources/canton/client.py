@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import msgspec
+
 from backfill_platform.resources.http import ApiError, ApiSession
 from backfill_platform.resources.pagination import after_last_pages
 from backfill_platform.sources.canton import settings
@@ -15,11 +17,52 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def migration_of(item: dict) -> int:
-    """Transactions carry migration_id; reassignments carry it inside their event."""
-    if "migration_id" in item:
-        return int(item["migration_id"])
-    return int(item["event"]["migration_id"])
+class Reassignment(msgspec.Struct):
+    """The part of a reassignment's `event` the row needs; the rest stays in the raw payload."""
+
+    migration_id: int
+    target_synchronizer: str | None = None
+
+
+class UpdateHead(msgspec.Struct):
+    """An update's top-level fields. Decoding into it skips `events_by_id` without building Python objects."""
+
+    update_id: str
+    record_time: str
+    migration_id: int | None = None  # transactions carry it here, reassignments inside `event`
+    synchronizer_id: str | None = None
+    effective_at: str | None = None
+    workflow_id: str | None = None
+    event: Reassignment | None = None
+
+    @property
+    def migration(self) -> int:
+        if self.migration_id is not None:
+            return self.migration_id
+        if self.event is not None:
+            return self.event.migration_id
+        raise ApiError("canton", settings.UPDATES_ROUTE, f"malformed page: update {self.update_id} has no migration_id")
+
+
+@dataclass(frozen=True, slots=True)
+class ScanUpdate:
+    """One update: its head, decoded, and its JSON exactly as the server sent it (stored as `payload`)."""
+
+    head: UpdateHead
+    raw: bytes
+
+
+class _Page(msgspec.Struct):
+    transactions: list[msgspec.Raw]
+
+
+_page_decoder = msgspec.json.Decoder(_Page)
+_head_decoder = msgspec.json.Decoder(UpdateHead)
+
+
+def decode_page(body: bytes) -> list[ScanUpdate]:
+    """A /v2/updates page, split into items without parsing their event trees (PostgreSQL parses those once)."""
+    return [ScanUpdate(_head_decoder.decode(raw), bytes(raw)) for raw in _page_decoder.decode(body).transactions]
 
 
 @dataclass(frozen=True)
@@ -64,22 +107,13 @@ class CantonClient:
             found.append(Migration(m, min(firsts) if firsts else None, max(lasts) if lasts else None))
             m += 1
 
-    def _page(self, after: tuple[int, str] | None) -> list[dict]:
+    def _page(self, after: tuple[int, str] | None) -> list[ScanUpdate]:
         body: dict = {"page_size": self.page_size, "daml_value_encoding": "compact_json"}
         if after is not None:
             body["after"] = {"after_migration_id": after[0], "after_record_time": after[1]}
-        page = self.session.post(settings.UPDATES_ROUTE, body)
-        items = page.get("transactions") if isinstance(page, dict) else None
-        if not isinstance(items, list):
-            raise ApiError("canton", settings.UPDATES_ROUTE, "malformed page: expected {transactions: [...]}")
-        for item in items:
-            if not isinstance(item, dict) or "update_id" not in item or "record_time" not in item:
-                raise ApiError(
-                    "canton", settings.UPDATES_ROUTE, "malformed page: an update lacks update_id or record_time"
-                )
-        return items
+        return self.session.post(settings.UPDATES_ROUTE, body, decode=decode_page)
 
-    def day(self, migration: int, start: datetime, end: datetime) -> Iterator[list[dict]]:
+    def day(self, migration: int, start: datetime, end: datetime) -> Iterator[list[ScanUpdate]]:
         """Updates of one migration with start <= record_time < end, ascending, page by page.
 
         The stream starts just before `start` and ends when the record time passes the window, when the stream moves
@@ -88,9 +122,9 @@ class CantonClient:
         before_start = iso(start - timedelta(microseconds=1))
         end_iso = iso(end)
         for page in after_last_pages(
-            self._page, self.page_size, lambda i: (migration_of(i), i["record_time"]), (migration, before_start)
+            self._page, self.page_size, lambda u: (u.head.migration, u.head.record_time), (migration, before_start)
         ):
-            keep = [i for i in page if migration_of(i) == migration and i["record_time"] < end_iso]
+            keep = [u for u in page if u.head.migration == migration and u.head.record_time < end_iso]
             if keep:
                 yield keep
             if len(keep) < len(page):
