@@ -47,6 +47,12 @@ COMMITTED = sql.SQL(
 ).format(schema=sql.Identifier(PLATFORM_SCHEMA))
 
 
+RUN_ROWS = sql.SQL(
+    "SELECT partition, rows FROM {schema}.ledger WHERE asset = %(asset)s AND run_id = %(run_id)s "
+    "AND partition = ANY(%(partitions)s)"
+).format(schema=sql.Identifier(PLATFORM_SCHEMA))
+
+
 def lineage_of(run: dg.DagsterRun) -> str:
     backfill = run.tags.get(BACKFILL_TAG)
     return f"backfill:{backfill}" if backfill else f"run:{run.root_run_id or run.run_id}"
@@ -71,13 +77,25 @@ def committed(dsn: str, asset_key: dg.AssetKey, lineage: str, partitions: Sequen
     return {r[0] for r in rows}
 
 
-def pending_partitions(context: dg.AssetExecutionContext, dsn: str) -> list[str]:
-    """This run's partitions minus those its lineage already committed (logged, so a resume is visible)."""
+def pending_partitions(context: dg.AssetExecutionContext, dsn: str, asset_key: dg.AssetKey | None = None) -> list[str]:
+    """This run's partitions minus those its lineage already committed (logged, so a resume is visible).
+
+    `asset_key` names the asset whose commits count, for a multi-asset (defaults to the context's one asset)."""
     keys = list(context.partition_keys) if context.has_partition_key_range or context.has_partition_key else []
     if not keys:
         return []
     lineage = lineage_of(context.run)
-    done = committed(dsn, context.asset_key, lineage, keys)
+    done = committed(dsn, asset_key or context.asset_key, lineage, keys)
     if done:
         context.log.info(f"resuming {lineage}: {len(done)} of {len(keys)} partitions already committed, skipped")
     return [k for k in keys if k not in done]
+
+
+def run_rows(dsn: str, asset_key: dg.AssetKey, run_id: str, partitions: Sequence[str]) -> dict[str, int]:
+    """Rows this run committed per partition of an asset (for outputs written along with another asset)."""
+    with psycopg.connect(dsn) as conn:
+        ensure(conn)
+        rows = conn.execute(
+            RUN_ROWS, {"asset": asset_name(asset_key), "run_id": run_id, "partitions": list(partitions)}
+        ).fetchall()
+    return {p: n for p, n in rows}

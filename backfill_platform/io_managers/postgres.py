@@ -12,7 +12,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from datetime import date, datetime
 from typing import Any
 
@@ -24,7 +24,15 @@ from pydantic import Field
 from backfill_platform.database import database_url
 from backfill_platform.io_managers import ledger
 from backfill_platform.io_managers import sql as q
-from backfill_platform.io_managers.spec import Batches, PartitionBatch, SqlInsert, TableSpec, spec_for
+from backfill_platform.io_managers.spec import (
+    Batches,
+    Derived,
+    PartitionBatch,
+    SqlInsert,
+    TableSpec,
+    WrittenAlong,
+    spec_for,
+)
 from backfill_platform.io_managers.writer import (
     Target,
     WriteError,
@@ -46,7 +54,11 @@ class PostgresIOManager(dg.ConfigurableIOManager):
     """Writes every asset to `<schema>.<table>` through COPY, one atomic transaction per partition."""
 
     database_url: str | None = Field(default=None, description="Defaults to the platform database (database.py).")
-    sql_workers: int = Field(default=2, description="Connections deriving SQL partitions at once (one per core).")
+    writers: int = Field(
+        default=2,
+        description="Partitions written at once, each on its own connection and in its own transaction (one per "
+        "core: COPY, jsonb parsing and SQL derivations use one PostgreSQL core per connection).",
+    )
 
     def _dsn(self) -> str:
         return self.database_url or database_url()
@@ -64,11 +76,13 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             )
         return spec
 
-    def _targets(self, context: dg.OutputContext, spec: TableSpec) -> dict[str, Target]:
+    def _targets(
+        self, context: dg.OutputContext, spec: TableSpec, asset_key: dg.AssetKey | None = None
+    ) -> dict[str, Target]:
         run = context.step_context.dagster_run
         common = {
             "spec": spec,
-            "asset": context.asset_key.to_user_string(),
+            "asset": (asset_key or context.asset_key).to_user_string(),
             "lineage": ledger.lineage_of(run),
             "run_id": context.run_id,
         }
@@ -101,6 +115,9 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             return
         spec = self._spec(context.asset_key, context.has_asset_partitions)
         targets = self._targets(context, spec)
+        if isinstance(obj, WrittenAlong):
+            self._report_written_along(context, obj, targets)
+            return
         if isinstance(obj, pd.DataFrame):
             batches: Any = self._split_frame(obj, spec, targets)
         elif isinstance(obj, SqlInsert):
@@ -110,20 +127,26 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         else:
             raise WriteError(
                 f"asset {context.asset_key.to_user_string()}: cannot store {type(obj).__name__}; "
-                "return a DataFrame, Batches or SqlInsert"
+                "return a DataFrame, Batches, SqlInsert or WrittenAlong"
             )
+        derived = self._derived_targets(context, obj.derived if isinstance(obj, Batches) else ())
         totals = {"rows": 0, "bytes": 0, "partitions": 0}
         started = time.perf_counter()
-        deferred = self._defer_indexes(spec, targets)
-        if deferred:
-            targets = {k: dataclasses.replace(t, defer_indexes=True) for k, t in targets.items()}
-            context.log.info(
-                f"{spec.qualified}: {len(targets)} partitions into an empty table, secondary indexes "
-                "are built once at the end"
-            )
+        targets = self._maybe_defer(context, spec, targets)
+        derived = [(self._maybe_defer(context, d_spec, d_targets), select) for d_spec, d_targets, select in derived]
+        every_target = (*targets.values(), *(t for d, _ in derived for t in d.values()))
+        deferred = [t.spec for t in every_target if t.defer_indexes]
         try:
-            for batch, stats in self._write_all(context, batches, targets, parallel=isinstance(obj, SqlInsert)):
-                self._report(context, batch, stats)
+            for batch, stats in self._write_all(context, batches, targets, derived):
+                self._report(context, context.asset_key, batch, stats)
+                for asset, rows in stats.derived.items():
+                    context.log_event(
+                        dg.AssetMaterialization(
+                            asset_key=dg.AssetKey.from_user_string(asset),
+                            partition=batch.partition_key,
+                            metadata={"rows": rows, "written_along": context.asset_key.to_user_string()},
+                        )
+                    )
                 totals["rows"] += stats.rows
                 totals["bytes"] += stats.bytes
                 totals["partitions"] += 1
@@ -131,7 +154,8 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             if deferred:  # even when a partition failed: the table is never left without its indexes
                 build_started = time.perf_counter()
                 with psycopg.connect(self._dsn()) as conn, conn.transaction():
-                    build_indexes(conn, spec)
+                    for table in dict.fromkeys(deferred):
+                        build_indexes(conn, table)
                 totals["index_build_seconds"] = round(time.perf_counter() - build_started, 3)
         summary = dict(obj.summary()) if isinstance(obj, Batches) else {}
         context.add_output_metadata(
@@ -147,6 +171,37 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             }
         )
 
+    def _derived_targets(
+        self, context: dg.OutputContext, derived: tuple[Derived, ...]
+    ) -> list[tuple[TableSpec, dict[str, Target], Any]]:
+        out = []
+        for d in derived:
+            key = dg.AssetKey(list(d.asset_key))
+            d_spec = self._spec(key, context.has_asset_partitions)
+            out.append((d_spec, self._targets(context, d_spec, key), d.select))
+        return out
+
+    def _maybe_defer(self, context: dg.OutputContext, spec: TableSpec, targets: dict[str, Target]) -> dict[str, Target]:
+        if not self._defer_indexes(spec, targets):
+            return targets
+        context.log.info(
+            f"{spec.qualified}: {len(targets)} partitions into an empty table, "
+            "secondary indexes are built once at the end"
+        )
+        return {k: dataclasses.replace(t, defer_indexes=True) for k, t in targets.items()}
+
+    def _report_written_along(self, context: dg.OutputContext, obj: WrittenAlong, targets: dict[str, Target]) -> None:
+        """Its partitions were committed (and reported) with `obj.source`: sum what the ledger says of this run."""
+        rows = ledger.run_rows(self._dsn(), context.asset_key, context.run_id, list(targets))
+        context.add_output_metadata(
+            {
+                "table": next(iter(targets.values())).spec.qualified,
+                "written_along": obj.source,
+                "rows_written": sum(rows.values()),
+                "partitions_written": len(rows),
+            }
+        )
+
     def _defer_indexes(self, spec: TableSpec, targets: dict[str, Target]) -> bool:
         if not spec.indexes or not spec.defer_indexes_from or len(targets) < spec.defer_indexes_from:
             return False
@@ -154,10 +209,16 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             return table_is_empty(conn, spec)
 
     def _write_all(
-        self, context: dg.OutputContext, batches: Any, targets: dict[str, Target], parallel: bool
+        self,
+        context: dg.OutputContext,
+        batches: Any,
+        targets: dict[str, Target],
+        derived: list[tuple[dict[str, Target], Any]],
     ) -> Iterator[tuple[PartitionBatch, WriteStats]]:
-        """Commit batches one partition at a time; derived (SQL) partitions run on `sql_workers` connections at once,
-        since they are independent and PostgreSQL would otherwise use one core while the others idle."""
+        """Commit each partition in its own transaction, `writers` partitions at once on their own connections.
+
+        At most `writers` batches are in flight, so a lazy `Batches` still holds a bounded number of partitions; the
+        commit order may differ from the partition order, which the per-partition ledger makes safe to resume."""
 
         def target_of(batch: PartitionBatch) -> Target:
             target = targets.get(batch.partition_key)
@@ -168,10 +229,13 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 )
             return target
 
-        if not parallel or self.sql_workers <= 1:
+        def derived_of(batch: PartitionBatch) -> list[tuple[Target, Any]]:
+            return [(d_targets[batch.partition_key], select) for d_targets, select in derived]
+
+        if self.writers <= 1:
             with psycopg.connect(self._dsn()) as conn:
                 for batch in batches:
-                    yield batch, write_partition(conn, target_of(batch), batch.rows)
+                    yield batch, write_partition(conn, target_of(batch), batch.rows, derived=derived_of(batch))
             return
         local = threading.local()
         opened: list[psycopg.Connection] = []
@@ -180,18 +244,24 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             if not hasattr(local, "conn"):
                 local.conn = psycopg.connect(self._dsn())
                 opened.append(local.conn)
-            return batch, write_partition(local.conn, target_of(batch), batch.rows)
+            return batch, write_partition(local.conn, target_of(batch), batch.rows, derived=derived_of(batch))
 
         try:
-            with ThreadPoolExecutor(max_workers=self.sql_workers, thread_name_prefix="sql-partition") as pool:
+            with ThreadPoolExecutor(max_workers=self.writers, thread_name_prefix="partition-writer") as pool:
                 # Dagster's context is not thread-safe: results are reported from this thread as they complete.
-                yield from (f.result() for f in as_completed([pool.submit(write, b) for b in batches]))
+                in_flight: set[Future] = set()
+                for batch in batches:
+                    in_flight.add(pool.submit(write, batch))
+                    if len(in_flight) >= self.writers:
+                        done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                        yield from (f.result() for f in done)
+                yield from (f.result() for f in as_completed(in_flight))
         finally:
             for conn in opened:
                 conn.close()
 
     @staticmethod
-    def _report(context: dg.OutputContext, batch: PartitionBatch, stats: WriteStats) -> None:
+    def _report(context: dg.OutputContext, asset_key: dg.AssetKey, batch: PartitionBatch, stats: WriteStats) -> None:
         """Tell Dagster at once: this partition is green even if a later one fails."""
         metadata = {
             "rows": stats.rows,
@@ -203,7 +273,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         if batch.partition_key == ledger.UNPARTITIONED:
             return
         context.log_event(
-            dg.AssetMaterialization(asset_key=context.asset_key, partition=batch.partition_key, metadata=metadata)
+            dg.AssetMaterialization(asset_key=asset_key, partition=batch.partition_key, metadata=metadata)
         )
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:

@@ -93,17 +93,41 @@ class PartitionBatch:
     metadata: Mapping[str, Any] = field(default_factory=dict)  # e.g. API calls spent on this partition
 
 
+@dataclass(frozen=True)
+class Derived:
+    """Another asset's table computed in PostgreSQL from each partition's staged rows, in the same transaction.
+
+    `select` yields that table's columns in order; it reads the batch's rows as {staging} (already parsed there, so
+    large values are not read back from the target) and may use %(start)s and %(end)s.
+    """
+
+    asset_key: tuple[str, ...]
+    select: sql.Composable
+
+
+@dataclass(frozen=True)
+class WrittenAlong:
+    """An output whose partitions were written by `Derived` in the transactions of another asset's output."""
+
+    source: str  # the table whose output wrote it, e.g. "canton.updates"
+
+
 class Batches:
     """A lazy sequence of per-partition batches: memory stays bounded by one partition however long the range.
 
     (A wrapper, not a bare generator: Dagster would treat a returned generator as a stream of events.)
+    `derived` tables are written from each batch's staged rows in the batch's own transaction.
     """
 
     def __init__(
-        self, batches: Iterable[PartitionBatch], summary: Callable[[], Mapping[str, Any]] | None = None
+        self,
+        batches: Iterable[PartitionBatch],
+        summary: Callable[[], Mapping[str, Any]] | None = None,
+        derived: Sequence[Derived] = (),
     ) -> None:
         self._batches = batches
         self._summary = summary
+        self.derived = tuple(derived)
 
     def __iter__(self) -> Iterator[PartitionBatch]:
         return iter(self._batches)

@@ -7,8 +7,8 @@ partition's rows all at once or not at all.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -55,6 +55,7 @@ class WriteStats:
     rows: int
     bytes: int
     seconds: float
+    derived: Mapping[str, int] = field(default_factory=dict)  # rows written into each derived asset's table
 
 
 _ensured: set[tuple[str, str, bool]] = set()
@@ -184,24 +185,24 @@ def write_partition(
     target: Target,
     data: Iterable[Sequence[Any]] | pd.DataFrame | SqlInsert,
     columns: tuple[str, ...] | None = None,
+    derived: Sequence[tuple[Target, sql.Composable]] = (),
 ) -> WriteStats:
-    """Replace or merge one partition and record it in the ledger, all in one transaction."""
+    """Replace or merge one partition and record it in the ledger, all in one transaction.
+
+    `derived` tables (each with its SELECT over the staged rows) are written and recorded in the same transaction, so
+    a partition and what is derived from it commit together or not at all."""
     spec = target.spec
     started = time.perf_counter()
     bounds = {"start": target.start, "end": target.end}
+    derived_rows: dict[str, int] = {}
+    current = target
     try:
         with conn.transaction(), conn.cursor() as cur:
             ensure_table(conn, spec, target.asset, indexes=not target.defer_indexes)
             cur.execute(q.advisory_lock(), {"table": spec.qualified, "partition": target.partition})
             if isinstance(data, SqlInsert):
                 select = sql.SQL(data.select) if isinstance(data.select, str) else data.select
-                params = {**bounds, **data.params}
-                if spec.write_mode == "replace":
-                    cur.execute(q.delete_slice(spec) if spec.partition_column else q.delete_all(spec), bounds)
-                    cur.execute(q.insert_select(spec, select), params)
-                else:
-                    cur.execute(q.insert_select(spec, select) + q.upsert_tail(spec), params)
-                rows, size = cur.rowcount, 0
+                rows, size = _insert_select(cur, spec, select, {**bounds, **data.params}), 0
             else:
                 if isinstance(data, pd.DataFrame):
                     columns, data = _frame_rows(data, spec, target)
@@ -215,26 +216,48 @@ def write_partition(
                     cur.execute(q.insert_from_staging(spec))
                 else:
                     cur.execute(q.merge_from_staging(spec))
-            seconds = time.perf_counter() - started
-            cur.execute(
-                ledger.RECORD,
-                {
-                    "asset": target.asset,
-                    "partition": target.partition,
-                    "lineage": target.lineage,
-                    "run_id": target.run_id,
-                    "rows": rows,
-                    "bytes": size,
-                    "seconds": seconds,
-                },
-            )
+            _record(cur, target, rows, size, time.perf_counter() - started)
+            for current, select in derived:
+                ensure_table(conn, current.spec, current.asset, indexes=not current.defer_indexes)
+                cur.execute(q.advisory_lock(), {"table": current.spec.qualified, "partition": current.partition})
+                derived_started = time.perf_counter()
+                n = _insert_select(cur, current.spec, select, {"start": current.start, "end": current.end})
+                _record(cur, current, n, 0, time.perf_counter() - derived_started)
+                derived_rows[current.asset] = n
     except WriteError:
         raise
     except (errors.DataError, errors.IntegrityError) as exc:
-        raise WriteError(target.where(_explain(exc))) from None
+        raise WriteError(current.where(_explain(exc))) from None
     # Only now, with the DDL committed, may other connections of this process skip it.
-    _ensured.add(_ensured_key(conn, spec, not target.defer_indexes))
-    return WriteStats(rows=rows, bytes=size, seconds=time.perf_counter() - started)
+    for t in (target, *(d for d, _ in derived)):
+        _ensured.add(_ensured_key(conn, t.spec, not t.defer_indexes))
+    return WriteStats(rows=rows, bytes=size, seconds=time.perf_counter() - started, derived=derived_rows)
+
+
+def _insert_select(cur: psycopg.Cursor, spec: TableSpec, select: sql.Composable, params: Mapping[str, Any]) -> int:
+    """INSERT … SELECT into a partition's slice: replace deletes the slice first, merge upserts changed rows."""
+    if spec.write_mode == "replace":
+        bounds = {"start": params.get("start"), "end": params.get("end")}
+        cur.execute(q.delete_slice(spec) if spec.partition_column else q.delete_all(spec), bounds)
+        cur.execute(q.insert_select(spec, select), params)
+    else:
+        cur.execute(q.insert_select(spec, select) + q.upsert_tail(spec), params)
+    return cur.rowcount
+
+
+def _record(cur: psycopg.Cursor, target: Target, rows: int, size: int, seconds: float) -> None:
+    cur.execute(
+        ledger.RECORD,
+        {
+            "asset": target.asset,
+            "partition": target.partition,
+            "lineage": target.lineage,
+            "run_id": target.run_id,
+            "rows": rows,
+            "bytes": size,
+            "seconds": seconds,
+        },
+    )
 
 
 def _explain(exc: psycopg.Error) -> str:

@@ -7,7 +7,7 @@ from backfill_platform.sources.canton import assets, checks, partitions, setting
 
 CREDENTIALS: tuple[str, ...] = ()  # Scan declares no authentication
 PARTITIONS = partitions.daily
-ASSETS = (assets.updates, assets.events)
+ASSETS = (assets.scan,)
 
 
 def resource() -> CantonApi:

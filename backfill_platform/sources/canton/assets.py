@@ -12,12 +12,13 @@ from psycopg import sql
 
 from backfill_platform.database import database_url
 from backfill_platform.io_managers.ledger import pending_partitions
-from backfill_platform.io_managers.spec import Batches, PartitionBatch, SqlInsert
+from backfill_platform.io_managers.spec import Batches, Derived, PartitionBatch, SqlInsert, WrittenAlong
+from backfill_platform.io_managers.sql import STAGING
 from backfill_platform.resources.apis import CantonApi
 from backfill_platform.sources.canton import settings
 from backfill_platform.sources.canton.client import CantonClient, Migration, ScanUpdate
 from backfill_platform.sources.canton.partitions import daily
-from backfill_platform.sources.canton.tables import UPDATES
+from backfill_platform.sources.canton.tables import EVENTS, UPDATES
 
 
 def update_row(update: ScanUpdate) -> tuple:
@@ -50,25 +51,89 @@ def fetch_day(client: CantonClient, migrations: list[Migration], key: str) -> tu
     return key, rows, time.perf_counter() - started
 
 
-@dg.asset(
-    key=["canton", "updates"],
-    partitions_def=daily,
+EVENTS_SELECT = sql.SQL("""
+WITH ev AS (
+    SELECT u.update_id, u.record_time, u.migration_id, e.key AS event_id, e.value AS body
+    FROM {updates} u CROSS JOIN LATERAL jsonb_each(u.payload->'events_by_id') e
+    WHERE u.record_time >= %(start)s AND u.record_time < %(end)s AND u.kind = 'transaction'
+    UNION ALL
+    SELECT u.update_id, u.record_time, u.migration_id, u.payload#>>'{{event,created_event,event_id}}',
+           u.payload#>'{{event,created_event}}'
+    FROM {updates} u
+    WHERE u.record_time >= %(start)s AND u.record_time < %(end)s AND u.kind = 'reassignment'
+      AND u.payload#>'{{event,created_event}}' IS NOT NULL
+),
+parents AS (
+    SELECT c.child_id, ev.event_id AS parent_id
+    FROM ev CROSS JOIN LATERAL jsonb_array_elements_text(ev.body->'child_event_ids') AS c(child_id)
+)
+SELECT ev.event_id, ev.update_id, ev.record_time, ev.migration_id, ev.body->>'event_type', ev.body->>'template_id',
+       ev.body->>'contract_id', ev.body->>'choice', (ev.body->>'consuming')::boolean, p.parent_id,
+       CASE WHEN ev.body ? 'child_event_ids'
+            THEN ARRAY(SELECT jsonb_array_elements_text(ev.body->'child_event_ids')) END,
+       coalesce(ev.body->'create_arguments', ev.body->'choice_argument')
+FROM ev LEFT JOIN parents p ON p.child_id = ev.event_id
+""")
+
+
+def events_select(updates: sql.Composable) -> sql.Composed:
+    """Events of the updates in `updates` (the target table, or a partition's staged rows) within the window."""
+    return EVENTS_SELECT.format(updates=updates)
+
+
+UPDATES_KEY = dg.AssetKey(list(UPDATES.asset_key))
+EVENTS_KEY = dg.AssetKey(list(EVENTS.asset_key))
+
+
+@dg.multi_asset(
+    name="scan",
+    specs=[
+        dg.AssetSpec(
+            UPDATES_KEY,
+            description="Splice Scan ledger updates (transactions and reassignments), one row per update, by UTC "
+            "record day.",
+            partitions_def=daily,
+            group_name="canton",
+            kinds={"postgres", "api"},
+        ).with_io_manager_key("io_manager"),
+        dg.AssetSpec(
+            EVENTS_KEY,
+            deps=[UPDATES_KEY],
+            description="Ledger events of each update's tree (created and exercised), derived in PostgreSQL from "
+            "the update payloads: template, contract, choice, consuming flag, parent and children, arguments.",
+            partitions_def=daily,
+            group_name="canton",
+            kinds={"postgres"},
+        ).with_io_manager_key("io_manager"),
+    ],
+    can_subset=True,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    io_manager_key="io_manager",
-    group_name="canton",
-    kinds={"postgres", "api"},
     pool="canton",
 )
-def updates(context: AssetExecutionContext, canton: CantonApi) -> Batches:
-    """Splice Scan ledger updates (transactions and reassignments), one row per update, by UTC record day.
+def scan(context: AssetExecutionContext, canton: CantonApi) -> Iterator[dg.Output]:
+    """Updates fetched by several day streams at once, each day committed with its events in one transaction.
 
     Paging follows /v2/updates: ascending (migration_id, record_time), the exclusive `after` cursor from the last item.
-    Several days stream at once (BACKFILL_CANTON_STREAMS), while days are committed in order, one transaction each;
-    memory holds at most that many days. Days the run's lineage committed are not fetched again.
+    Several days stream at once (BACKFILL_CANTON_STREAMS) and memory holds at most that many days. Events are derived
+    in SQL from the day's staged update rows, before those are compressed into the table, so a day's updates and
+    events commit together. Days the run's lineage committed are not fetched again. Selecting events alone re-derives
+    them from stored updates, without API calls (a parsing fix is replayed).
     """
+    selected = context.selected_asset_keys
+    if UPDATES_KEY not in selected:
+        yield dg.Output(SqlInsert(events_select(UPDATES.ident)), output_name=EVENTS_KEY.to_python_identifier())
+        return
+    derived = (Derived(EVENTS.asset_key, events_select(STAGING)),) if EVENTS_KEY in selected else ()
+    yield dg.Output(fetch_updates(context, canton, derived), output_name=UPDATES_KEY.to_python_identifier())
+    if derived:
+        yield dg.Output(WrittenAlong(UPDATES.qualified), output_name=EVENTS_KEY.to_python_identifier())
+
+
+def fetch_updates(context: AssetExecutionContext, canton: CantonApi, derived: tuple[Derived, ...]) -> Batches:
+    """The run's pending days as lazy batches, fetched up to BACKFILL_CANTON_STREAMS days ahead of the writer."""
     session = canton.session()
     client = CantonClient(session)
-    keys = pending_partitions(context, database_url())
+    keys = pending_partitions(context, database_url(), UPDATES_KEY)
     migrations = client.migrations() if keys else []
     run_start = session.metrics.snapshot()
 
@@ -95,47 +160,8 @@ def updates(context: AssetExecutionContext, canton: CantonApi) -> Batches:
                     },
                 )
 
-    return Batches(batches(), summary=lambda: {f"api_{k}": v for k, v in session.metrics.since(run_start).items()})
-
-
-EVENTS_SELECT = sql.SQL("""
-WITH ev AS (
-    SELECT u.update_id, u.record_time, u.migration_id, e.key AS event_id, e.value AS body
-    FROM {updates} u CROSS JOIN LATERAL jsonb_each(u.payload->'events_by_id') e
-    WHERE u.record_time >= %(start)s AND u.record_time < %(end)s AND u.kind = 'transaction'
-    UNION ALL
-    SELECT u.update_id, u.record_time, u.migration_id, u.payload#>>'{{event,created_event,event_id}}',
-           u.payload#>'{{event,created_event}}'
-    FROM {updates} u
-    WHERE u.record_time >= %(start)s AND u.record_time < %(end)s AND u.kind = 'reassignment'
-      AND u.payload#>'{{event,created_event}}' IS NOT NULL
-),
-parents AS (
-    SELECT c.child_id, ev.event_id AS parent_id
-    FROM ev CROSS JOIN LATERAL jsonb_array_elements_text(ev.body->'child_event_ids') AS c(child_id)
-)
-SELECT ev.event_id, ev.update_id, ev.record_time, ev.migration_id, ev.body->>'event_type', ev.body->>'template_id',
-       ev.body->>'contract_id', ev.body->>'choice', (ev.body->>'consuming')::boolean, p.parent_id,
-       CASE WHEN ev.body ? 'child_event_ids'
-            THEN ARRAY(SELECT jsonb_array_elements_text(ev.body->'child_event_ids')) END,
-       coalesce(ev.body->'create_arguments', ev.body->'choice_argument')
-FROM ev LEFT JOIN parents p ON p.child_id = ev.event_id
-""").format(updates=UPDATES.ident)
-
-
-@dg.asset(
-    key=["canton", "events"],
-    deps=[updates],
-    partitions_def=daily,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    io_manager_key="io_manager",
-    group_name="canton",
-    kinds={"postgres"},
-)
-def events(context: AssetExecutionContext) -> SqlInsert:
-    """Ledger events of each update's tree (created and exercised), computed in PostgreSQL from the raw payload.
-
-    One row per event id, with its update, template, contract, choice, consuming flag, parent and children, and its
-    create or choice arguments as jsonb. No API calls: a parsing fix is replayed from stored updates.
-    """
-    return SqlInsert(EVENTS_SELECT)
+    return Batches(
+        batches(),
+        summary=lambda: {f"api_{k}": v for k, v in session.metrics.since(run_start).items()},
+        derived=derived,
+    )
