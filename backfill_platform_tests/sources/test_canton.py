@@ -1,5 +1,6 @@
 """Canton / Scan against the sandbox: overlapping migrations, event trees, kill and resume, faults."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -78,7 +79,9 @@ def test_killed_mid_range_then_retried_loses_and_doubles_nothing(sandbox, clean)
     kill_after_commits(script, clean, "canton/updates", 2, env={"BACKFILL_CANTON_STREAMS": "1"})
     with psycopg.connect(clean) as conn:
         days = conn.execute("SELECT count(DISTINCT record_time::date) FROM canton.updates").fetchone()[0]
+        (events,) = conn.execute("SELECT count(*) FROM canton.events").fetchone()
     assert days == 2  # two whole days, nothing of the third
+    assert events == expected_events(ground_truth(FIRST, 2))  # committed with their updates, day by day
     sandbox.reset()
     result = dg.materialize(ALL, resources=resources(sandbox.origin, clean), tags=tags)
     assert result.success
@@ -107,6 +110,42 @@ def test_malformed_page_fails_clearly_and_writes_nothing(sandbox, clean) -> None
         "canton", {"scripted": [{"kind": "status", "status": 200, "body": '{"updates": []}', "route": "/v2/updates"}]}
     )
     with pytest.raises(Exception, match=r"canton /api/scan/v2/updates: malformed page"):
+        dg.materialize(ALL, resources=resources(sandbox.origin, clean), partition_key="2024-12-09")
+    with psycopg.connect(clean) as conn:
+        assert conn.execute("SELECT to_regclass('canton.updates')").fetchone() == (None,)
+
+
+def test_events_alone_are_rederived_from_stored_updates_without_api_calls(sandbox, clean) -> None:
+    assert dg.materialize(ALL, resources=resources(sandbox.origin, clean), tags=RANGE).success
+    with psycopg.connect(clean, autocommit=True) as conn:
+        conn.execute("UPDATE canton.events SET template_id = 'stale', parent_event_id = NULL")
+    sandbox.reset()
+    result = dg.materialize(ALL, selection=[assets.EVENTS_KEY], resources=resources(sandbox.origin, clean), tags=RANGE)
+    assert result.success
+    with psycopg.connect(clean) as conn:
+        stale, total = conn.execute(
+            "SELECT count(*) FILTER (WHERE template_id = 'stale'), count(*) FROM canton.events"
+        ).fetchone()
+        linked = conn.execute("SELECT count(*) FROM canton.events WHERE parent_event_id IS NOT NULL").fetchone()[0]
+    assert stale == 0 and total == expected_events(ground_truth()) and linked > 0
+    assert "canton v2/updates" not in sandbox.stats()["routes"]
+
+
+def test_a_day_commits_its_updates_and_events_together(sandbox, clean) -> None:
+    """An update whose events cannot be derived fails its day in one line; none of that day's updates stay."""
+    bad = {
+        "update_id": "1220bad",
+        "migration_id": 0,
+        "workflow_id": "",
+        "record_time": "2024-12-09T01:00:00.000000Z",
+        "synchronizer_id": "global-domain::1220",
+        "effective_at": "2024-12-09T01:00:00.000000Z",
+        "root_event_ids": ["1220bad:0"],
+        "events_by_id": {"1220bad:0": {"event_type": "exercised_event", "event_id": "1220bad:0", "consuming": "maybe"}},
+    }
+    body = json.dumps({"transactions": [bad]})
+    sandbox.faults("canton", {"scripted": [{"kind": "status", "status": 200, "body": body, "route": "/v2/updates"}]})
+    with pytest.raises(Exception, match=r"asset canton/events partition 2024-12-09: .*boolean"):
         dg.materialize(ALL, resources=resources(sandbox.origin, clean), partition_key="2024-12-09")
     with psycopg.connect(clean) as conn:
         assert conn.execute("SELECT to_regclass('canton.updates')").fetchone() == (None,)
