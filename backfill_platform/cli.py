@@ -149,6 +149,10 @@ def _bench(sub: argparse._SubParsersAction) -> None:
     io = which.add_parser("io", help="the write path vs raw COPY and vs 500-row batched upserts")
     io.add_argument("--rows", type=int, default=1_000_000, help="rows (default 1,000,000)")
     io.set_defaults(handler=_run_bench_io)
+    canton = which.add_parser("canton", help="Canton updates + events end to end against the sandbox vs raw COPY")
+    canton.add_argument("--days", type=int, default=10, help="days of Scan history (default 10)")
+    canton.add_argument("--scale", type=float, default=10.0, help="sandbox volume, 1 = 1,000 updates a day")
+    canton.set_defaults(handler=_run_bench_canton)
 
 
 def _run_bench_http(args: argparse.Namespace) -> int:
@@ -156,6 +160,14 @@ def _run_bench_http(args: argparse.Namespace) -> int:
     from backfill_platform.database import database_url
 
     print(http.run(database_url(), args.rate, args.processes, args.seconds).report())
+    return 0
+
+
+def _run_bench_canton(args: argparse.Namespace) -> int:
+    from backfill_platform.bench import canton
+    from backfill_platform.database import database_url
+
+    print(canton.run(database_url(), args.days, args.scale).report())
     return 0
 
 

@@ -1,8 +1,8 @@
-"""Benchmark: Canton updates + events end to end against the sandbox, one run.
+"""Benchmark: Canton updates + events end to end against the sandbox, one run (marker `benchmark`).
 
-The issue's goal is 100k rows/s; this machine (2 cores shared by the simulator, the run and PostgreSQL) reaches
-about 18k, 0.72x raw COPY of the same update rows (see the README). The assertions guard against regressions; the
-printout gives the ratio to the goal.
+The issue's goal is 100k rows/s. On this 2-core machine the simulator, the run and PostgreSQL share the cores, and
+raw COPY of the same rows into unlogged, index-free tables is itself below the goal (see the README); the printout
+gives both ratios. The assertions guard against regressions.
 """
 
 import pytest
@@ -15,6 +15,5 @@ def test_canton_end_to_end_rows_per_second(db_url: str) -> None:
     result = canton.run(db_url, days=10, scale=10.0)
     print("\n" + result.report())
     assert result.updates > 90_000 and result.events > 3 * result.updates
-    print(f"ratio to the 100k rows/s goal: {result.rows_s / 100_000:.2f}")
-    assert result.rows_s >= 10_000
+    assert result.rows_s >= 25_000
     assert result.rows_s / result.raw_copy_rows_s >= 0.5
