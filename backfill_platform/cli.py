@@ -182,7 +182,7 @@ def _run_bench_io(args: argparse.Namespace) -> int:
 @command
 def _backfill(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("backfill", help="backfill a source's assets over a date range as one Dagster run")
-    parser.add_argument("source", help="blaze")
+    parser.add_argument("source", help="blaze or canton")
     parser.add_argument("--from", dest="first", required=True, help="first partition, YYYY-MM-DD")
     parser.add_argument("--to", dest="last", required=True, help="last partition, YYYY-MM-DD (inclusive)")
     mode = parser.add_mutually_exclusive_group()

@@ -104,7 +104,7 @@ def run_backfill(name: str, first: str, last: str, use_sandbox: bool | None = No
             started = time.monotonic()
             result = job.execute_in_process(
                 instance=instance,
-                asset_selection=[a.key for a in source.ASSETS],
+                asset_selection=[key for a in source.ASSETS for key in a.keys],
                 tags={settings.RANGE_START_TAG: span.first, settings.RANGE_END_TAG: span.last, settings.API_TAG: name},
                 raise_on_error=False,
             )

@@ -124,3 +124,33 @@ def test_backfill_uses_the_sandbox_and_status_reports_it(db_url: str, tmp_path) 
     assert days == 2 and runs >= 1  # the run is recorded in the platform's Dagster instance
     status = subprocess.run([*CLI, "status"], capture_output=True, text=True, timeout=60, env=env)
     assert "blaze/transactions: 2 partitions 2024-03-01..2024-03-02" in status.stdout
+
+
+@pytest.mark.slow
+def test_backfill_canton_lands_updates_and_events_through_the_cli(db_url: str, tmp_path) -> None:
+    """A multi-asset source: both of its assets are selected, written and checked in one run."""
+    import os
+
+    import psycopg
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS canton CASCADE")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKFILL_CANTON_")}
+    env.update(BACKFILL_DATABASE_URL=db_url, BACKFILL_HOME=str(tmp_path / "home"))
+    proc = subprocess.run(
+        [*CLI, "backfill", "canton", "--from", "2024-07-01", "--to", "2024-07-02"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "SUCCESS" in proc.stdout and "check events_unique_and_anchored: passed" in proc.stdout
+    with psycopg.connect(db_url) as conn:
+        updates, days = conn.execute(
+            "SELECT count(*), count(DISTINCT record_time::date) FROM canton.updates"
+        ).fetchone()
+        (events,) = conn.execute("SELECT count(*) FROM canton.events").fetchone()
+    assert days == 2 and updates > 0 and events > updates
+    assert f"canton/updates: {updates:,} rows in 2 partitions" in proc.stdout
+    assert f"canton/events: {events:,} rows in 2 partitions" in proc.stdout
