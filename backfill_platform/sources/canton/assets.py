@@ -1,9 +1,8 @@
 """Scan assets: raw updates fetched by several day streams at once, and their events derived in SQL."""
 
-import time
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -15,6 +14,7 @@ from backfill_platform.io_managers.ledger import pending_partitions
 from backfill_platform.io_managers.spec import Batches, Derived, PartitionBatch, SqlInsert, WrittenAlong
 from backfill_platform.io_managers.sql import STAGING
 from backfill_platform.resources.apis import CantonApi
+from backfill_platform.resources.prefetch import Prefetch
 from backfill_platform.sources.canton import settings
 from backfill_platform.sources.canton.client import CantonClient, Migration, ScanUpdate
 from backfill_platform.sources.canton.partitions import daily
@@ -38,17 +38,14 @@ def update_row(update: ScanUpdate) -> tuple:
     )
 
 
-def fetch_day(client: CantonClient, migrations: list[Migration], key: str) -> tuple[str, list[tuple], float]:
-    """Every update of one UTC day, over each migration whose record times overlap it (they can overlap)."""
-    started = time.perf_counter()
+def day_pages(client: CantonClient, migrations: list[Migration], key: str) -> Iterator[list[tuple]]:
+    """Every update of one UTC day as rows, page by page, over each migration whose record times overlap it."""
     start = datetime.fromisoformat(key).replace(tzinfo=UTC)
     end = start + timedelta(days=1)
-    rows: list[tuple] = []
     for m in migrations:
         if m.overlaps(start, end):
             for page in client.day(m.migration_id, start, end):
-                rows.extend(update_row(i) for i in page)
-    return key, rows, time.perf_counter() - started
+                yield [update_row(u) for u in page]
 
 
 EVENTS_SELECT = sql.SQL("""
@@ -138,27 +135,32 @@ def fetch_updates(context: AssetExecutionContext, canton: CantonApi, derived: tu
     run_start = session.metrics.snapshot()
 
     def batches() -> Iterator[PartitionBatch]:
-        with ThreadPoolExecutor(max_workers=max(1, settings.STREAMS), thread_name_prefix="scan-day") as pool:
-            ahead: deque[Future] = deque()
-            todo = iter(keys)
-            for key in todo:
-                ahead.append(pool.submit(fetch_day, client, migrations, key))
-                if len(ahead) >= settings.STREAMS:
-                    break
+        # Up to STREAMS days fetch at once, each into a bounded queue that its writer's COPY drains as pages arrive.
+        pool = ThreadPoolExecutor(max_workers=max(1, settings.STREAMS), thread_name_prefix="scan-day")
+        started: list[Prefetch] = []
+        ahead: deque[tuple[str, Prefetch]] = deque()
+        todo = iter(keys)
+
+        def start_next() -> None:
+            key = next(todo, None)
+            if key is not None:
+                stream = Prefetch(pool, lambda: day_pages(client, migrations, key), settings.PAGES_AHEAD)
+                started.append(stream)
+                ahead.append((key, stream))
+
+        try:
+            for _ in range(max(1, settings.STREAMS)):
+                start_next()
             while ahead:
-                key, rows, seconds = ahead.popleft().result()
-                nxt = next(todo, None)
-                if nxt is not None:
-                    ahead.append(pool.submit(fetch_day, client, migrations, nxt))
-                yield PartitionBatch(
-                    key,
-                    rows,
-                    metadata={
-                        "updates": len(rows),
-                        "fetch_seconds": round(seconds, 3),
-                        "fetch_updates_per_s": round(len(rows) / seconds) if seconds else 0,
-                    },
-                )
+                key, stream = ahead.popleft()
+                yield PartitionBatch(key, stream.rows(), metadata=stream.metadata)
+                start_next()
+        except BaseException:  # a failed run: stop every producer, even those whose writer never started
+            for stream in started:
+                stream.close()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=False)  # the last days' writers are still draining their queues
 
     return Batches(
         batches(),
