@@ -102,20 +102,10 @@ def test_backfill_bad_input_is_one_line_and_writes_nothing(db_url: str, args: li
 @pytest.mark.slow
 def test_backfill_uses_the_sandbox_and_status_reports_it(db_url: str, tmp_path) -> None:
     """No credentials set: the sandbox is started, one Dagster run lands the days, status reads the ledger."""
-    import os
 
     import psycopg
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKFILL_BLAZE_")}
-    env.update(BACKFILL_DATABASE_URL=db_url, BACKFILL_HOME=str(tmp_path / "home"))
-    proc = subprocess.run(
-        [*CLI, "backfill", "blaze", "--from", "2024-03-01", "--to", "2024-03-02"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    env, proc = backfill_with_sandbox("blaze", "2024-03-01", "2024-03-02", db_url, tmp_path)
     assert "from the sandbox at http://127.0.0.1:" in proc.stdout and "SUCCESS" in proc.stdout
     assert "check transactions_match_api_totals: passed" in proc.stdout
     with psycopg.connect(db_url) as conn:
@@ -129,22 +119,12 @@ def test_backfill_uses_the_sandbox_and_status_reports_it(db_url: str, tmp_path) 
 @pytest.mark.slow
 def test_backfill_canton_lands_updates_and_events_through_the_cli(db_url: str, tmp_path) -> None:
     """A multi-asset source: both of its assets are selected, written and checked in one run."""
-    import os
 
     import psycopg
 
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute("DROP SCHEMA IF EXISTS canton CASCADE")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKFILL_CANTON_")}
-    env.update(BACKFILL_DATABASE_URL=db_url, BACKFILL_HOME=str(tmp_path / "home"))
-    proc = subprocess.run(
-        [*CLI, "backfill", "canton", "--from", "2024-07-01", "--to", "2024-07-02"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    _, proc = backfill_with_sandbox("canton", "2024-07-01", "2024-07-02", db_url, tmp_path)
     assert "SUCCESS" in proc.stdout and "check events_unique_and_anchored: passed" in proc.stdout
     with psycopg.connect(db_url) as conn:
         updates, days = conn.execute(
@@ -154,3 +134,17 @@ def test_backfill_canton_lands_updates_and_events_through_the_cli(db_url: str, t
     assert days == 2 and updates > 0 and events > updates
     assert f"canton/updates: {updates:,} rows in 2 partitions" in proc.stdout
     assert f"canton/events: {events:,} rows in 2 partitions" in proc.stdout
+
+
+def backfill_with_sandbox(source: str, first: str, last: str, db_url: str, tmp_path) -> tuple[dict, object]:
+    """`backfill-platform backfill` in a subprocess with no credentials for `source` (so the sandbox serves it)."""
+    import os
+
+    prefix = f"BACKFILL_{source.upper()}_"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefix)}
+    env.update(BACKFILL_DATABASE_URL=db_url, BACKFILL_HOME=str(tmp_path / "home"))
+    proc = subprocess.run(
+        [*CLI, "backfill", source, "--from", first, "--to", last], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return env, proc

@@ -34,6 +34,16 @@ ACCOUNTS = TableSpec(
 register(EVENTS, ACCOUNTS)
 
 
+def ranged_events(fn):
+    """`fn` as asset iotest/events: daily, written by the IO manager, a whole range in one run."""
+    return dg.asset(
+        key=["iotest", "events"],
+        partitions_def=DAILY,
+        io_manager_key="io_manager",
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )(fn)
+
+
 def day_rows(key: str, n: int = 5, version: str = "a") -> list[tuple]:
     day = datetime.fromisoformat(key).replace(tzinfo=UTC)
     return [
@@ -47,12 +57,7 @@ def range_tags(start: str, end: str) -> dict[str, str]:
 
 
 def events_asset(version: str = "a", n: int = 5, fetched: list[str] | None = None):
-    @dg.asset(
-        key=["iotest", "events"],
-        partitions_def=DAILY,
-        io_manager_key="io_manager",
-        backfill_policy=dg.BackfillPolicy.single_run(),
-    )
+    @ranged_events
     def events(context: AssetExecutionContext) -> Batches:
         def batches():
             for key in context.partition_keys:
@@ -71,12 +76,7 @@ def resumable_events_asset(dsn: str, fetch_log: str, stall_after: int | None = N
 
     from backfill_platform.io_managers.ledger import pending_partitions
 
-    @dg.asset(
-        key=["iotest", "events"],
-        partitions_def=DAILY,
-        io_manager_key="io_manager",
-        backfill_policy=dg.BackfillPolicy.single_run(),
-    )
+    @ranged_events
     def events(context: AssetExecutionContext) -> Batches:
         pending = pending_partitions(context, dsn)
 

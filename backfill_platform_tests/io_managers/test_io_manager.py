@@ -14,7 +14,14 @@ import pytest
 from backfill_platform.io_managers.postgres import PostgresIOManager
 from backfill_platform.io_managers.spec import Batches, Column, PartitionBatch, SqlInsert, TableSpec, register
 from backfill_platform.io_managers.writer import Target, WriteError, write_partition
-from backfill_platform_tests.io_managers.fixtures import DAILY, EVENTS, day_rows, events_asset, range_tags
+from backfill_platform_tests.io_managers.fixtures import (
+    DAILY,
+    EVENTS,
+    day_rows,
+    events_asset,
+    range_tags,
+    ranged_events,
+)
 
 
 @pytest.fixture
@@ -278,12 +285,7 @@ def test_failed_deferred_run_still_leaves_its_indexes(io, db_url) -> None:
 
     register(dataclasses.replace(EVENTS, indexes=(("note",),), defer_indexes_from=3))
 
-    @dg.asset(
-        key=["iotest", "events"],
-        partitions_def=DAILY,
-        io_manager_key="io_manager",
-        backfill_policy=dg.BackfillPolicy.single_run(),
-    )
+    @ranged_events
     def events(context):
         def batches():
             for n, key in enumerate(context.partition_keys):
@@ -354,12 +356,7 @@ def test_dataframe_for_a_range_is_split_and_committed_per_partition(io, db_url) 
         columns=["id", "ts", "amount", "note", "payload"],
     )
 
-    @dg.asset(
-        key=["iotest", "events"],
-        partitions_def=DAILY,
-        io_manager_key="io_manager",
-        backfill_policy=dg.BackfillPolicy.single_run(),
-    )
+    @ranged_events
     def events() -> pd.DataFrame:
         return frame
 
@@ -374,12 +371,7 @@ def test_lazy_batches_go_to_two_writers_with_bounded_look_ahead(io, db_url) -> N
     """Partitions commit on two connections, but a lazy source is never drained ahead of them (bounded memory)."""
     in_flight: list[int] = []
 
-    @dg.asset(
-        key=["iotest", "events"],
-        partitions_def=DAILY,
-        io_manager_key="io_manager",
-        backfill_policy=dg.BackfillPolicy.single_run(),
-    )
+    @ranged_events
     def events(context):
         def batches():
             for n, key in enumerate(context.partition_keys):
@@ -415,12 +407,7 @@ def test_a_derived_table_commits_with_its_partition_or_not_at_all(io, db_url) ->
     ).format(STAGING)
 
     def asset(bad_day: str | None):
-        @dg.asset(
-            key=["iotest", "events"],
-            partitions_def=DAILY,
-            io_manager_key="io_manager",
-            backfill_policy=dg.BackfillPolicy.single_run(),
-        )
+        @ranged_events
         def events(context):
             def batches():
                 for key in context.partition_keys:
