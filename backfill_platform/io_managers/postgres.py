@@ -37,7 +37,6 @@ from backfill_platform.io_managers.writer import (
     Target,
     WriteError,
     WriteStats,
-    build_indexes,
     table_is_empty,
     write_partition,
 )
@@ -153,9 +152,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         finally:
             if deferred:  # even when a partition failed: the table is never left without its indexes
                 build_started = time.perf_counter()
-                with psycopg.connect(self._dsn()) as conn, conn.transaction():
-                    for table in dict.fromkeys(deferred):
-                        build_indexes(conn, table)
+                self._build_indexes(list(dict.fromkeys(deferred)))
                 totals["index_build_seconds"] = round(time.perf_counter() - build_started, 3)
         summary = dict(obj.summary()) if isinstance(obj, Batches) else {}
         context.add_output_metadata(
@@ -170,6 +167,18 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 **summary,
             }
         )
+
+    def _build_indexes(self, specs: list[TableSpec]) -> None:
+        """Each deferred index in its own transaction, `writers` at a time (a build uses one core)."""
+        statements = [(spec, index) for spec in specs for index in spec.indexes]
+
+        def build(job: tuple[TableSpec, tuple[str, ...]]) -> None:
+            with psycopg.connect(self._dsn(), autocommit=True) as conn:
+                conn.execute(q.create_index(*job))
+
+        with ThreadPoolExecutor(max_workers=max(1, self.writers), thread_name_prefix="index-build") as pool:
+            for future in [pool.submit(build, job) for job in statements]:
+                future.result()
 
     def _derived_targets(
         self, context: dg.OutputContext, derived: tuple[Derived, ...]
