@@ -43,7 +43,7 @@ EVENTS = TableSpec(
     partition_column="record_time",
     write_mode="replace",
     indexes=(("update_id",), ("template_id",), ("contract_id",)),
-    defer_indexes_from=7,  # measured: 10 days at scale 10 load in 4.6 s deferred vs 6.4 s maintained
+    defer_indexes_from=7,  # measured: 10 days at scale 10 run at 43–49k rows/s deferred vs 36–39k maintained
 )
 
 register(UPDATES, EVENTS)
