@@ -21,7 +21,7 @@ _POLL_S = 0.1
 class Prefetch:
     """Runs `produce` (an iterator of row chunks, e.g. one per API page) on `pool`; `rows()` yields them in order.
 
-    `metadata` gains `rows` and `fetch_seconds` once the producer is done (before `rows()` ends). Pools hand out
+    `metadata` gains `fetched_rows` and `fetch_seconds` once the producer is done (before `rows()` ends). Pools hand out
     threads in submission order, so a consumer taking partitions in that order never waits on an unstarted producer.
     """
 
@@ -54,7 +54,7 @@ class Prefetch:
             return
         seconds = time.perf_counter() - started
         self.metadata.update(
-            rows=count, fetch_seconds=round(seconds, 3), fetch_rows_per_s=round(count / max(seconds, 1e-9))
+            fetched_rows=count, fetch_seconds=round(seconds, 3), fetch_rows_per_s=round(count / max(seconds, 1e-9))
         )
         self._put(_DONE)
 

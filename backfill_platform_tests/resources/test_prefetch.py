@@ -22,7 +22,7 @@ def test_chunks_arrive_in_order_and_the_producer_never_runs_more_than_the_queue_
         assert len(produced) <= 3 + 1
         rows = list(stream.rows())
     assert rows == [(i, f"row {i}") for i in range(20)]
-    assert stream.metadata["rows"] == 20 and stream.metadata["fetch_seconds"] >= 0
+    assert stream.metadata["fetched_rows"] == 20 and stream.metadata["fetch_seconds"] >= 0
 
 
 def test_a_fetch_error_is_raised_in_the_consumer() -> None:
