@@ -111,7 +111,7 @@ def scan(context: AssetExecutionContext, canton: CantonApi) -> Iterator[dg.Outpu
     """Updates fetched by several day streams at once, each day committed with its events in one transaction.
 
     Paging follows /v2/updates: ascending (migration_id, record_time), the exclusive `after` cursor from the last item.
-    Several days stream at once (BACKFILL_CANTON_STREAMS) and memory holds at most that many days. Events are derived
+    Several days stream at once (BACKFILL_CANTON_STREAMS), each holding at most PAGES_AHEAD pages. Events are derived
     in SQL from the day's staged update rows, before those are compressed into the table, so a day's updates and
     events commit together. Days the run's lineage committed are not fetched again. Selecting events alone re-derives
     them from stored updates, without API calls (a parsing fix is replayed).
