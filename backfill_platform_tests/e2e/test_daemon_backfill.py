@@ -5,7 +5,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -14,6 +14,7 @@ import pytest
 
 from backfill_platform.sandbox.core import SandboxConfig
 from backfill_platform.sandbox.generators import blaze as truth
+from backfill_platform.sandbox.generators import canton as scan
 from backfill_platform.sandbox.server import credentials, free_port
 from backfill_platform_tests.conftest import REPO_ROOT
 
@@ -85,10 +86,13 @@ def test_ui_style_backfill_completes_through_the_daemon(sandbox, db_url: str, tm
             proc,
         )
         rng = {"range": {"start": "2024-03-01", "end": "2024-03-03"}}
+        scan_days = {"range": {"start": "2024-12-09", "end": "2024-12-11"}}  # across two overlapping migrations
         params = {
             "partitionsByAssets": [
                 {"assetKey": {"path": ["blaze", "transactions"]}, "partitions": rng},
                 {"assetKey": {"path": ["blaze", "transaction_items"]}, "partitions": rng},
+                {"assetKey": {"path": ["canton", "updates"]}, "partitions": scan_days},
+                {"assetKey": {"path": ["canton", "events"]}, "partitions": scan_days},
             ]
         }
         launched = _gql(graphql, LAUNCH, {"params": params})["launchPartitionBackfill"]
@@ -112,8 +116,16 @@ def test_ui_style_backfill_completes_through_the_daemon(sandbox, db_url: str, tm
     expected = {t["id"] for d in days for t in truth.transactions_for_day(SandboxConfig().seed, d)}
     with psycopg.connect(db_url) as conn:
         stored = {r[0] for r in conn.execute("SELECT id FROM blaze.transactions")}
+        scan_ids = [
+            r[0] for r in conn.execute("SELECT update_id FROM canton.updates ORDER BY migration_id, record_time")
+        ]
+        scan_events = conn.execute("SELECT count(*) FROM canton.events").fetchone()[0]
         runs = conn.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall()
         lineages = conn.execute("SELECT DISTINCT lineage FROM backfill_platform.ledger").fetchall()
     assert stored == expected
+    first = datetime(2024, 12, 9, tzinfo=UTC)
+    scan_truth = scan.updates_in_window(SandboxConfig().seed, SandboxConfig().scale, first, first + timedelta(days=3))
+    assert scan_ids == [u["update_id"] for u in scan_truth]  # the multi-asset ran as one single-run backfill run
+    assert scan_events == sum(len(u["events_by_id"]) if "events_by_id" in u else 1 for u in scan_truth)
     assert dict(runs).get("SUCCESS", 0) >= 1 and "FAILURE" not in dict(runs)  # one single-run backfill run
     assert lineages == [(f"backfill:{backfill_id}",)]
