@@ -124,17 +124,15 @@ def run(dsn: str, days: int = 10, scale: float = 10.0, first: str = "2024-07-01"
         (updates,) = conn.execute("SELECT count(*) FROM canton.updates").fetchone()
         (events,) = conn.execute("SELECT count(*) FROM canton.events").fetchone()
     day0 = partitions.get_first_partition_window().start.date()
-    day_list = [day0 + timedelta(days=d) for d in range(days)]
-    raw = raw_copy_seconds(dsn, config, day_list)
-    raw_uncompressed = raw_copy_seconds(dsn, config, day_list, compress=False)
+    update_rows, event_text = run_rows(dsn, config, [day0 + timedelta(days=d) for d in range(days)])
+    raw = raw_copy_seconds(dsn, update_rows, event_text)
+    raw_uncompressed = raw_copy_seconds(dsn, update_rows, event_text, compress=False)
     cpu = {k: after[k] - before[k] for k in after}
     return CantonBenchResult(days, updates, events, seconds, raw, raw_uncompressed, cpu)
 
 
-def raw_copy_seconds(dsn: str, config: SandboxConfig, days: list, compress: bool = True) -> float:
-    """COPY the run's rows again into UNLOGGED tables without keys or indexes: this server's ceiling for them.
-
-    `compress=False` keeps rows of up to ~8 KB inline and uncompressed (no pglz), the ceiling at twice the bytes."""
+def run_rows(dsn: str, config: SandboxConfig, days: list) -> tuple[list[tuple], list[bytes]]:
+    """The run's rows again: updates as the run sent them to COPY, events as COPY text of what it stored."""
     from backfill_platform.sources.canton.assets import update_row
     from backfill_platform.sources.canton.client import decode_page
 
@@ -148,10 +146,16 @@ def raw_copy_seconds(dsn: str, config: SandboxConfig, days: list, compress: bool
             + b"]}"
         )
     ]
+    with psycopg.connect(dsn, autocommit=True) as conn, conn.cursor().copy("COPY canton.events TO STDOUT") as out:
+        event_text = [bytes(chunk) for chunk in out]
+    return update_rows, event_text
+
+
+def raw_copy_seconds(dsn: str, update_rows: list[tuple], event_text: list[bytes], compress: bool = True) -> float:
+    """COPY the run's rows again into UNLOGGED tables without keys or indexes: this server's ceiling for them.
+
+    `compress=False` keeps rows of up to ~8 KB inline and uncompressed (no pglz), the ceiling at twice the bytes."""
     with psycopg.connect(dsn, autocommit=True) as conn:
-        event_text: list[bytes] = []
-        with conn.cursor().copy("COPY canton.events TO STDOUT") as out:
-            event_text.extend(bytes(chunk) for chunk in out)
         conn.execute("DROP SCHEMA IF EXISTS bench CASCADE")
         conn.execute("CREATE SCHEMA bench")
         options = "" if compress else " WITH (toast_tuple_target = 8160)"
