@@ -8,10 +8,10 @@ import socket
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from backfill_platform import settings
 from backfill_platform.errors import ConfigurationError
+from backfill_platform.instance import platform_environment
 
 Handler = Callable[[argparse.Namespace], int]
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
@@ -21,29 +21,6 @@ def command(register: Callable[[argparse._SubParsersAction], None]) -> Callable:
     """Register a function that adds a sub-command to the parser."""
     _COMMANDS.append(register)
     return register
-
-
-def dagster_home() -> Path:
-    """A DAGSTER_HOME under BACKFILL_HOME whose dagster.yaml is the project's own (linked, not copied)."""
-    home = settings.home() / "dagster_home"
-    home.mkdir(parents=True, exist_ok=True)
-    link = home / "dagster.yaml"
-    target = settings.project_root() / "dagster.yaml"
-    if not (link.is_symlink() and link.resolve() == target.resolve()):
-        link.unlink(missing_ok=True)
-        link.symlink_to(target)
-    return home
-
-
-def platform_environment() -> dict[str, str]:
-    """The environment every Dagster process of the platform runs with: one database, one home."""
-    from backfill_platform.database import database_url
-
-    env = dict(os.environ)
-    env[settings.HOME] = str(settings.home())
-    env[settings.DATABASE_URL] = database_url()
-    env["DAGSTER_HOME"] = str(dagster_home())
-    return env
 
 
 def require_free_port(port: int, flag: str) -> None:
@@ -155,34 +132,49 @@ def _bench(sub: argparse._SubParsersAction) -> None:
     canton.set_defaults(handler=_run_bench_canton)
 
 
+def _benchmarks(name: str):  # -> the module benchmarks.<name>
+    """Benchmarks live beside the package in the checkout (they drive the simulators), never in production code."""
+    import importlib
+
+    root = settings.project_root()
+    if not (root / "benchmarks" / f"{name}.py").exists():
+        raise ConfigurationError(f"benchmarks ship with the source checkout; run this from a clone ({root} has none)")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    return importlib.import_module(f"benchmarks.{name}")
+
+
 def _run_bench_http(args: argparse.Namespace) -> int:
-    from backfill_platform.bench import http
     from backfill_platform.database import database_url
 
-    print(http.run(database_url(), args.rate, args.processes, args.seconds).report())
+    print(_benchmarks("http").run(database_url(), args.rate, args.processes, args.seconds).report())
     return 0
 
 
 def _run_bench_canton(args: argparse.Namespace) -> int:
-    from backfill_platform.bench import canton
     from backfill_platform.database import database_url
 
-    print(canton.run(database_url(), args.days, args.scale).report())
+    print(_benchmarks("canton").run(database_url(), args.days, args.scale).report())
     return 0
 
 
 def _run_bench_io(args: argparse.Namespace) -> int:
-    from backfill_platform.bench import io
     from backfill_platform.database import database_url
 
-    print(io.run(database_url(), args.rows).report())
+    print(_benchmarks("io").run(database_url(), args.rows).report())
     return 0
+
+
+def _source_names() -> list[str]:
+    from backfill_platform.sources import SOURCES
+
+    return [s.name for s in SOURCES]
 
 
 @command
 def _backfill(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("backfill", help="backfill a source's assets over a date range as one Dagster run")
-    parser.add_argument("source", help="blaze or canton")
+    parser.add_argument("source", help=" or ".join(_source_names()))
     parser.add_argument("--from", dest="first", required=True, help="first partition, YYYY-MM-DD")
     parser.add_argument("--to", dest="last", required=True, help="last partition, YYYY-MM-DD (inclusive)")
     mode = parser.add_mutually_exclusive_group()
@@ -199,41 +191,18 @@ def _backfill(sub: argparse._SubParsersAction) -> None:
 
 def _run_backfill(args: argparse.Namespace) -> int:
     from backfill_platform.runner import run_backfill
+    from backfill_platform.summary import summarize
 
-    result = run_backfill(args.source, args.first, args.last, args.sandbox)
-    print(summarize(result))
-    return 0 if result.success else 1
-
-
-def summarize(result) -> str:
-    """Rows, partitions and API calls of a finished run, from its materialization metadata."""
-    lines = [f"run {result.run_id}: {'SUCCESS' if result.success else 'FAILURE'} in {result.seconds:.1f} s"]
-    reported: set = set()
-    for event in result.get_asset_materialization_events():
-        meta = event.materialization.metadata
-        if "rows_written" not in meta or event.asset_key in reported:
-            continue  # Dagster repeats the output metadata on every partition of a ranged run
-        reported.add(event.asset_key)
-        rows = meta["rows_written"].value
-        calls = meta["api_calls"].value if "api_calls" in meta else 0
-        lines.append(
-            f"  {event.asset_key.to_user_string()}: {rows:,} rows in {meta['partitions_written'].value} "
-            f"partitions, {calls:,} API calls, {rows / result.seconds:,.0f} rows/s"
-        )
-    for check in result.get_asset_check_evaluations():
-        lines.append(f"  check {check.check_name}: {'passed' if check.passed else 'FAILED'}")
-    if not result.success:
-        failure = result.get_run_failure_event() or next(
-            (e for e in result.all_events if e.event_type_value == "STEP_FAILURE"), None
-        )
-        if failure is not None and failure.event_specific_data and getattr(failure.event_specific_data, "error", None):
-            lines.append("  error: " + failure.event_specific_data.error.message.strip().splitlines()[-1])
-    return "\n".join(lines)
+    done = run_backfill(args.source, args.first, args.last, args.sandbox)
+    print(summarize(done.result, done.seconds))
+    return 0 if done.success else 1
 
 
 @command
 def _demo(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("demo", help="backfill the last 30 days of Blaze (the sandbox unless credentials are set)")
+    parser = sub.add_parser(
+        "demo", help="backfill the last 30 days of every source (the sandbox unless credentials are set)"
+    )
     parser.add_argument("--days", type=int, default=30, help="days to backfill (default 30)")
     parser.set_defaults(handler=_run_demo)
 
@@ -242,15 +211,19 @@ def _run_demo(args: argparse.Namespace) -> int:
     from datetime import date, timedelta
 
     from backfill_platform.runner import run_backfill
+    from backfill_platform.summary import summarize
 
     if args.days < 1:
         raise ConfigurationError(f"--days must be at least 1 (got {args.days})")
     last = date.today() - timedelta(days=2)
     first = last - timedelta(days=args.days - 1)
-    result = run_backfill("blaze", first.isoformat(), last.isoformat())
-    print(summarize(result))
+    failed = 0
+    for name in _source_names():
+        done = run_backfill(name, first.isoformat(), last.isoformat())
+        print(summarize(done.result, done.seconds))
+        failed += not done.success
     print("Re-run it: committed days are replaced atomically; `backfill-platform dev` shows the runs in the UI.")
-    return 0 if result.success else 1
+    return 1 if failed else 0
 
 
 @command
@@ -260,21 +233,12 @@ def _status(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_status(args: argparse.Namespace) -> int:
-    import psycopg
-
     from backfill_platform.database import database_url
+    from backfill_platform.sources import load
+    from backfill_platform.summary import ledger_status
 
-    with psycopg.connect(database_url()) as conn:
-        if conn.execute("SELECT to_regclass('backfill_platform.ledger')").fetchone()[0] is None:
-            print("nothing committed yet")
-            return 0
-        rows = conn.execute(
-            "SELECT asset, count(DISTINCT partition), min(partition), max(partition), sum(rows), max(committed_at) "
-            "FROM (SELECT DISTINCT ON (asset, partition) * FROM backfill_platform.ledger "
-            "ORDER BY asset, partition, committed_at DESC) latest GROUP BY asset ORDER BY asset"
-        ).fetchall()
-    for asset, n, lo, hi, total, last in rows:
-        print(f"{asset}: {n} partitions {lo}..{hi}, {total:,} rows, last commit {last:%Y-%m-%d %H:%M:%S}")
+    for line in ledger_status(database_url(), load()):
+        print(line)
     return 0
 
 

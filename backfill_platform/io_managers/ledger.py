@@ -41,9 +41,11 @@ ON CONFLICT (asset, partition, lineage) DO UPDATE SET
     committed_at = now()
 """).format(schema=sql.Identifier(PLATFORM_SCHEMA))
 
+# Partitions every one of `assets` committed in this lineage (a parent and its children commit together).
 COMMITTED = sql.SQL(
-    "SELECT partition FROM {schema}.ledger WHERE asset = %(asset)s AND lineage = %(lineage)s "
-    "AND partition = ANY(%(partitions)s)"
+    "SELECT partition, jsonb_object_agg(asset, rows), max(run_id) FROM {schema}.ledger "
+    "WHERE asset = ANY(%(assets)s) AND lineage = %(lineage)s AND partition = ANY(%(partitions)s) "
+    "GROUP BY partition HAVING count(*) = cardinality(%(assets)s)"
 ).format(schema=sql.Identifier(PLATFORM_SCHEMA))
 
 
@@ -67,28 +69,18 @@ def ensure(conn: psycopg.Connection) -> None:
     conn.execute(DDL)
 
 
-def committed(dsn: str, asset_key: dg.AssetKey, lineage: str, partitions: Sequence[str]) -> set[str]:
-    """The partitions of `partitions` this lineage already committed."""
+def committed(
+    dsn: str, assets: Sequence[dg.AssetKey], lineage: str, partitions: Sequence[str]
+) -> dict[str, tuple[dict[str, int], str]]:
+    """The partitions of `partitions` this lineage already committed for every asset of `assets`: rows per asset
+    and the run that committed them."""
     with psycopg.connect(dsn) as conn:
         ensure(conn)
         rows = conn.execute(
-            COMMITTED, {"asset": asset_name(asset_key), "lineage": lineage, "partitions": list(partitions)}
+            COMMITTED,
+            {"assets": [asset_name(a) for a in assets], "lineage": lineage, "partitions": list(partitions)},
         ).fetchall()
-    return {r[0] for r in rows}
-
-
-def pending_partitions(context: dg.AssetExecutionContext, dsn: str, asset_key: dg.AssetKey | None = None) -> list[str]:
-    """This run's partitions minus those its lineage already committed (logged, so a resume is visible).
-
-    `asset_key` names the asset whose commits count, for a multi-asset (defaults to the context's one asset)."""
-    keys = list(context.partition_keys) if context.has_partition_key_range or context.has_partition_key else []
-    if not keys:
-        return []
-    lineage = lineage_of(context.run)
-    done = committed(dsn, asset_key or context.asset_key, lineage, keys)
-    if done:
-        context.log.info(f"resuming {lineage}: {len(done)} of {len(keys)} partitions already committed, skipped")
-    return [k for k in keys if k not in done]
+    return {partition: (counts, run_id) for partition, counts, run_id in rows}
 
 
 def run_rows(dsn: str, asset_key: dg.AssetKey, run_id: str, partitions: Sequence[str]) -> dict[str, int]:

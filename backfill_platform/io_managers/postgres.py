@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -26,7 +27,6 @@ from backfill_platform.io_managers import ledger
 from backfill_platform.io_managers import sql as q
 from backfill_platform.io_managers.spec import (
     Batches,
-    Derived,
     PartitionBatch,
     SqlInsert,
     TableSpec,
@@ -117,56 +117,63 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         if isinstance(obj, WrittenAlong):
             self._report_written_along(context, obj, targets)
             return
+        children: tuple[TableSpec, ...] = ()
         if isinstance(obj, pd.DataFrame):
-            batches: Any = self._split_frame(obj, spec, targets)
+            batches: Iterable[PartitionBatch] = self._split_frame(obj, spec, targets)
         elif isinstance(obj, SqlInsert):
             batches = (PartitionBatch(key, obj) for key in targets)
         elif isinstance(obj, Batches):
-            batches = obj
+            children = obj.children
+            for child in children:
+                if child.derived_from is None or child.derived_from.parent != spec:
+                    raise WriteError(
+                        f"asset {context.asset_key.to_user_string()}: {child.qualified} is not a child of "
+                        f"{spec.qualified}; declare derived_from=Derivation({spec.name.upper()}, ...) in its TableSpec"
+                    )
+            batches = obj.produce(self._pending(context, spec, children, targets))
         else:
             raise WriteError(
                 f"asset {context.asset_key.to_user_string()}: cannot store {type(obj).__name__}; "
                 "return a DataFrame, Batches, SqlInsert or WrittenAlong"
             )
-        derived = self._derived_targets(context, obj.derived if isinstance(obj, Batches) else ())
-        totals = {"rows": 0, "bytes": 0, "partitions": 0}
-        started = time.perf_counter()
+        child_targets = [(c, self._targets(context, c, c.key), c.derive_select(q.STAGING)) for c in children]
+        totals = RunTotals()
         targets = self._maybe_defer(context, spec, targets)
-        derived = [(self._maybe_defer(context, d_spec, d_targets), select) for d_spec, d_targets, select in derived]
-        every_target = (*targets.values(), *(t for d, _ in derived for t in d.values()))
+        child_targets = [(c, self._maybe_defer(context, c, t), select) for c, t, select in child_targets]
+        every_target = (*targets.values(), *(t for _, d, _ in child_targets for t in d.values()))
         deferred = [t.spec for t in every_target if t.defer_indexes]
         try:
-            for batch, stats in self._write_all(context, batches, targets, derived):
-                self._report(context, context.asset_key, batch, stats)
-                for asset, rows in stats.derived.items():
-                    context.log_event(
-                        dg.AssetMaterialization(
-                            asset_key=dg.AssetKey.from_user_string(asset),
-                            partition=batch.partition_key,
-                            metadata={"rows": rows, "written_along": context.asset_key.to_user_string()},
-                        )
-                    )
-                totals["rows"] += stats.rows
-                totals["bytes"] += stats.bytes
-                totals["partitions"] += 1
+            for batch, stats in self._write_all(context, batches, targets, [(t, s) for _, t, s in child_targets]):
+                self._report(context, context.asset_key, batch.partition_key, stats, batch.metadata)
+                for child, child_stats in stats.children.items():
+                    self._report(context, dg.AssetKey.from_user_string(child), batch.partition_key, child_stats, {})
+                totals.add(stats)
         finally:
             if deferred:  # even when a partition failed: the table is never left without its indexes
                 build_started = time.perf_counter()
                 self._build_indexes(list(dict.fromkeys(deferred)))
-                totals["index_build_seconds"] = round(time.perf_counter() - build_started, 3)
-        summary = dict(obj.summary()) if isinstance(obj, Batches) else {}
-        context.add_output_metadata(
-            {
-                "table": spec.qualified,
-                "rows_written": totals["rows"],
-                "bytes_written": totals["bytes"],
-                "partitions_written": totals["partitions"],
-                "seconds": round(time.perf_counter() - started, 3),
-                "rows_per_s": round(totals["rows"] / max(time.perf_counter() - started, 1e-9)),
-                **({"index_build_seconds": totals["index_build_seconds"]} if deferred else {}),
-                **summary,
-            }
-        )
+                totals.index_build_seconds = round(time.perf_counter() - build_started, 3)
+        summary = {"table": spec.qualified, **totals.metadata(), **(obj.summary() if isinstance(obj, Batches) else {})}
+        _report_run_totals(context, summary)
+
+    def _pending(
+        self, context: dg.OutputContext, spec: TableSpec, children: tuple[TableSpec, ...], targets: dict[str, Target]
+    ) -> list[str]:
+        """Partitions this run's lineage has not committed, for the parent and every child, in this database."""
+        keys = list(targets)
+        if keys == [ledger.UNPARTITIONED]:
+            return keys
+        lineage = ledger.lineage_of(context.step_context.dagster_run)
+        assets = [spec.key, *(c.key for c in children)]
+        done = ledger.committed(self._dsn(), assets, lineage, keys)
+        if done:
+            context.log.info(f"resuming {lineage}: {len(done)} of {len(keys)} partitions already committed, skipped")
+            for key, (rows, run_id) in done.items():
+                for asset in assets:
+                    _add_partition_metadata(
+                        context, asset, key, {"rows": rows.get(asset.to_user_string(), 0), "committed_by_run": run_id}
+                    )
+        return [k for k in keys if k not in done]
 
     def _build_indexes(self, specs: list[TableSpec]) -> None:
         """Each deferred index in its own transaction, `writers` at a time (a build uses one core)."""
@@ -180,16 +187,6 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             for future in [pool.submit(build, job) for job in statements]:
                 future.result()
 
-    def _derived_targets(
-        self, context: dg.OutputContext, derived: tuple[Derived, ...]
-    ) -> list[tuple[TableSpec, dict[str, Target], Any]]:
-        out = []
-        for d in derived:
-            key = dg.AssetKey(list(d.asset_key))
-            d_spec = self._spec(key, context.has_asset_partitions)
-            out.append((d_spec, self._targets(context, d_spec, key), d.select))
-        return out
-
     def _maybe_defer(self, context: dg.OutputContext, spec: TableSpec, targets: dict[str, Target]) -> dict[str, Target]:
         if not self._defer_indexes(spec, targets):
             return targets
@@ -202,14 +199,13 @@ class PostgresIOManager(dg.ConfigurableIOManager):
     def _report_written_along(self, context: dg.OutputContext, obj: WrittenAlong, targets: dict[str, Target]) -> None:
         """Its partitions were committed (and reported) with `obj.source`: sum what the ledger says of this run."""
         rows = ledger.run_rows(self._dsn(), context.asset_key, context.run_id, list(targets))
-        context.add_output_metadata(
-            {
-                "table": next(iter(targets.values())).spec.qualified,
-                "written_along": obj.source,
-                "rows_written": sum(rows.values()),
-                "partitions_written": len(rows),
-            }
-        )
+        summary = {
+            "table": next(iter(targets.values())).spec.qualified,
+            "written_along": obj.source,
+            "rows_written": sum(rows.values()),
+            "partitions_written": len(rows),
+        }
+        _report_run_totals(context, summary)
 
     def _defer_indexes(self, spec: TableSpec, targets: dict[str, Target]) -> bool:
         if not spec.indexes or not spec.defer_indexes_from or len(targets) < spec.defer_indexes_from:
@@ -222,7 +218,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         context: dg.OutputContext,
         batches: Any,
         targets: dict[str, Target],
-        derived: list[tuple[dict[str, Target], Any]],
+        children: list[tuple[dict[str, Target], Any]],
     ) -> Iterator[tuple[PartitionBatch, WriteStats]]:
         """Commit each partition in its own transaction, `writers` partitions at once on their own connections.
 
@@ -238,13 +234,13 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 )
             return target
 
-        def derived_of(batch: PartitionBatch) -> list[tuple[Target, Any]]:
-            return [(d_targets[batch.partition_key], select) for d_targets, select in derived]
+        def children_of(batch: PartitionBatch) -> list[tuple[Target, Any]]:
+            return [(c_targets[batch.partition_key], select) for c_targets, select in children]
 
         if self.writers <= 1:
             with psycopg.connect(self._dsn()) as conn:
                 for batch in batches:
-                    yield batch, write_partition(conn, target_of(batch), batch.rows, derived=derived_of(batch))
+                    yield batch, write_partition(conn, target_of(batch), batch.rows, batch.columns, children_of(batch))
             return
         local = threading.local()
         opened: list[psycopg.Connection] = []
@@ -253,7 +249,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             if not hasattr(local, "conn"):
                 local.conn = psycopg.connect(self._dsn())
                 opened.append(local.conn)
-            return batch, write_partition(local.conn, target_of(batch), batch.rows, derived=derived_of(batch))
+            return batch, write_partition(local.conn, target_of(batch), batch.rows, batch.columns, children_of(batch))
 
         try:
             with ThreadPoolExecutor(max_workers=self.writers, thread_name_prefix="partition-writer") as pool:
@@ -270,20 +266,28 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 conn.close()
 
     @staticmethod
-    def _report(context: dg.OutputContext, asset_key: dg.AssetKey, batch: PartitionBatch, stats: WriteStats) -> None:
-        """Tell Dagster at once: this partition is green even if a later one fails."""
+    def _report(
+        context: dg.OutputContext,
+        asset_key: dg.AssetKey,
+        partition: str,
+        stats: WriteStats,
+        source_metadata: Mapping[str, Any],
+    ) -> None:
+        """Tell Dagster at once (this partition is green even if a later one fails), with this partition's figures.
+
+        The same figures are attached to the partition's own materialization that Dagster records when the step
+        succeeds, so a partition's page shows its rows, bytes and API calls, never the whole run's."""
+        if partition == ledger.UNPARTITIONED:
+            return
         metadata = {
             "rows": stats.rows,
             "bytes": stats.bytes,
             "seconds": round(stats.seconds, 3),
             "rows_per_s": round(stats.rows / stats.seconds) if stats.seconds > 0 else 0,
-            **batch.metadata,
+            **source_metadata,
         }
-        if batch.partition_key == ledger.UNPARTITIONED:
-            return
-        context.log_event(
-            dg.AssetMaterialization(asset_key=asset_key, partition=batch.partition_key, metadata=metadata)
-        )
+        context.log_event(dg.AssetMaterialization(asset_key=asset_key, partition=partition, metadata=metadata))
+        _add_partition_metadata(context, asset_key, partition, metadata)
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         asset_key = context.asset_key
@@ -295,3 +299,57 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             else:
                 cur.execute(q.select_all(spec))
             return pd.DataFrame(cur.fetchall(), columns=list(spec.column_names))
+
+
+RUN_TOTALS = "run totals"
+
+
+def _report_run_totals(context: dg.OutputContext, summary: Mapping[str, Any]) -> None:
+    """Once per run and asset: a log line and an observation (a ranged run's output metadata would be copied onto
+    every partition's materialization); an unpartitioned output keeps them as its materialization's metadata."""
+    context.log.info(f"{RUN_TOTALS} for {context.asset_key.to_user_string()}: {_line(summary)}")
+    if context.has_asset_partitions:
+        context.log_event(dg.AssetObservation(asset_key=context.asset_key, description=RUN_TOTALS, metadata=summary))
+    else:
+        context.add_output_metadata(dict(summary))
+
+
+def _add_partition_metadata(
+    context: dg.OutputContext, asset_key: dg.AssetKey, partition: str, metadata: Mapping[str, Any]
+) -> None:
+    step = context.step_context
+    if context.has_asset_partitions and step.assets_def is not None and asset_key in step.assets_def.keys:
+        step.add_asset_metadata(metadata, asset_key=asset_key, partition_key=partition)
+
+
+@dataclass
+class RunTotals:
+    """What one output wrote in this run, reported once (a log line; output metadata when unpartitioned)."""
+
+    rows: int = 0
+    bytes: int = 0
+    partitions: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    index_build_seconds: float | None = None
+
+    def add(self, stats: WriteStats) -> None:
+        self.rows += stats.rows
+        self.bytes += stats.bytes
+        self.partitions += 1
+
+    def metadata(self) -> dict[str, Any]:
+        seconds = time.perf_counter() - self.started
+        out: dict[str, Any] = {
+            "rows_written": self.rows,
+            "bytes_written": self.bytes,
+            "partitions_written": self.partitions,
+            "seconds": round(seconds, 3),
+            "rows_per_s": round(self.rows / max(seconds, 1e-9)),
+        }
+        if self.index_build_seconds is not None:
+            out["index_build_seconds"] = self.index_build_seconds
+        return out
+
+
+def _line(summary: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}" for k, v in summary.items())

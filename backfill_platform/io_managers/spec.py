@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import dagster as dg
 import pandas as pd
 from psycopg import sql
 
 WriteMode = Literal["replace", "merge"]
+
+
+class SpecError(ValueError):
+    """A table declared inconsistently: names the table and what to fix (raised when the definitions load)."""
 
 
 @dataclass(frozen=True)
@@ -17,6 +22,23 @@ class Column:
     name: str
     type: str  # a PostgreSQL type: text, bigint, numeric, timestamptz, date, jsonb, boolean, …
     nullable: bool = True
+    # For a child table: the SQL expression that computes this column from its parent's rows (see Derivation).
+    expr: str | None = field(default=None, kw_only=True)
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """How a child table is computed in PostgreSQL from its parent's rows of one partition.
+
+    One SELECT serves both paths: during a fetch it reads the partition's staged parent rows (already parsed, in the
+    parent's transaction); alone it reads the stored parent table (a parsing fix replayed with zero API calls).
+    `source` is the FROM clause (and any WHERE) and `with_` optional CTEs; both name the parent's rows `{parent}` and
+    may use %(start)s and %(end)s, the partition's window. Each child column gives its expression in `Column.expr`.
+    """
+
+    parent: TableSpec
+    source: str
+    with_: str = ""
 
 
 @dataclass(frozen=True)
@@ -40,12 +62,31 @@ class TableSpec:
     # Storage parameters for CREATE TABLE … WITH (…), e.g. (("toast_tuple_target", 8160),) keeps rows of up to ~8 KB
     # inline and uncompressed: twice the bytes, but no pglz CPU on every insert and read (measured for Canton).
     table_options: tuple[tuple[str, int], ...] = ()
+    # What the table holds, for the asset's description in the UI.
+    description: str = ""
+    # A child table computed from its parent's rows in SQL, in the parent's partition transaction.
+    derived_from: Derivation | None = None
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
-        missing = [k for k in (*self.primary_key, self.partition_column or names[0]) if k not in names]
-        if missing:
-            raise ValueError(f"table {self.qualified}: key or partition column {missing} is not among the columns")
+        for what, key in [*(("key", k) for k in self.primary_key), ("partition", self.partition_column)]:
+            if key is not None and key not in names:
+                raise SpecError(
+                    f"table {self.qualified}: {what} column {key!r} is not among its columns ({', '.join(names)})"
+                )
+        derivation = self.derived_from
+        without = [c.name for c in self.columns if c.expr is None]
+        if derivation is not None and without:
+            raise SpecError(
+                f"table {self.qualified}: child of {derivation.parent.qualified} gives no SELECT expression "
+                f"for column {without[0]!r}; set Column(..., expr=...) for every column"
+            )
+        if derivation is None and len(without) < len(names):
+            raise SpecError(f"table {self.qualified}: column expressions are only for child tables (set derived_from)")
+        if derivation is not None and "{parent}" not in derivation.source + derivation.with_:
+            raise SpecError(f"table {self.qualified}: its derivation never reads {{parent}}")
+        if derivation is not None and derivation.parent.partition_column is None and self.partition_column:
+            raise SpecError(f"table {self.qualified}: a partitioned child needs a partitioned parent")
 
     @property
     def qualified(self) -> str:
@@ -63,8 +104,25 @@ class TableSpec:
     def ident(self) -> sql.Identifier:
         return sql.Identifier(self.schema, self.name)
 
+    @property
+    def key(self) -> dg.AssetKey:
+        return dg.AssetKey(list(self.asset_key))
+
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
+
+    def derive_select(self, parent_rows: sql.Composable) -> sql.Composed:
+        """This child's rows of one partition from `parent_rows` (the staged batch, or the parent table)."""
+        if self.derived_from is None:
+            raise SpecError(f"table {self.qualified} is not derived from another table")
+        d = self.derived_from
+        select = sql.SQL(", ").join(
+            sql.SQL("{} AS {}").format(sql.SQL(c.expr or ""), sql.Identifier(c.name)) for c in self.columns
+        )
+        text = sql.SQL("SELECT {} {}").format(select, sql.SQL(d.source).format(parent=parent_rows))
+        if d.with_:
+            text = sql.SQL("WITH {} ").format(sql.SQL(d.with_).format(parent=parent_rows)) + text
+        return text
 
 
 _REGISTRY: dict[tuple[str, ...], TableSpec] = {}
@@ -86,55 +144,49 @@ Rows = Iterable[Sequence[Any]] | pd.DataFrame
 
 @dataclass
 class PartitionBatch:
-    """All rows of one partition: tuples in the spec's column order, or a DataFrame with those columns."""
+    """All rows of one partition: records whose fields are named by `columns` (a NamedTuple's `_fields`; default
+    the spec's columns in order), or a DataFrame whose column names are the table's."""
 
     partition_key: str
     rows: Rows
     metadata: Mapping[str, Any] = field(default_factory=dict)  # e.g. API calls spent on this partition
-
-
-@dataclass(frozen=True)
-class Derived:
-    """Another asset's table computed in PostgreSQL from each partition's staged rows, in the same transaction.
-
-    `select` yields that table's columns in order; it reads the batch's rows as {staging} (already parsed there, so
-    large values are not read back from the target) and may use %(start)s and %(end)s.
-    """
-
-    asset_key: tuple[str, ...]
-    select: sql.Composable
+    columns: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
 class WrittenAlong:
-    """An output whose partitions were written by `Derived` in the transactions of another asset's output."""
+    """An output whose partitions are written with another asset's output, in the same transactions (a child)."""
 
     source: str  # the table whose output wrote it, e.g. "canton.updates"
 
 
-class Batches:
-    """A lazy sequence of per-partition batches: memory stays bounded by one partition however long the range.
+Produce = Callable[[Sequence[str]], Iterable[PartitionBatch]]
 
-    (A wrapper, not a bare generator: Dagster would treat a returned generator as a stream of events.)
-    `derived` tables are written from each batch's staged rows in the batch's own transaction.
+
+class Batches:
+    """A lazy producer of per-partition batches: memory stays bounded by a few partitions however long the range.
+
+    The IO manager decides which partitions still need writing (those the run's lineage has not committed to the
+    database it writes to) and calls `produce(pending_keys)`; the asset never asks the ledger itself. `children` are
+    child tables written from each batch's staged rows in the batch's own transaction. `summary` gives run-level
+    figures known once every batch was produced (e.g. API calls of the whole run).
     """
 
     def __init__(
         self,
-        batches: Iterable[PartitionBatch],
+        produce: Produce,
         summary: Callable[[], Mapping[str, Any]] | None = None,
-        derived: Sequence[Derived] = (),
+        children: Sequence[TableSpec] = (),
     ) -> None:
-        self._batches = batches
+        self.produce = produce
         self._summary = summary
-        self.derived = tuple(derived)
-
-    def __iter__(self) -> Iterator[PartitionBatch]:
-        return iter(self._batches)
+        self.children = tuple(children)
 
     def summary(self) -> Mapping[str, Any]:
-        """Run-level metadata known once every batch was produced (e.g. API calls of the whole run)."""
         return self._summary() if self._summary else {}
+
+    def with_children(self, children: Sequence[TableSpec]) -> Batches:
+        return Batches(self.produce, self._summary, children)
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ class WriteStats:
     rows: int
     bytes: int
     seconds: float
-    derived: Mapping[str, int] = field(default_factory=dict)  # rows written into each derived asset's table
+    children: Mapping[str, WriteStats] = field(default_factory=dict)  # what each child table got, by asset
 
 
 _ensured: set[tuple[str, str, bool]] = set()
@@ -138,6 +138,15 @@ def _frame_rows(frame: pd.DataFrame, spec: TableSpec, target: Target) -> tuple[t
     return columns, clean.itertuples(index=False, name=None)
 
 
+def _check_columns(spec: TableSpec, columns: Sequence[str], target: Target) -> None:
+    unknown = [c for c in columns if c not in spec.column_names]
+    if unknown:
+        raise WriteError(target.where(f"column {unknown[0]} is not declared for {spec.qualified}"))
+    missing = [k for k in spec.primary_key if k not in columns]
+    if missing:
+        raise WriteError(target.where(f"key column {missing[0]} is missing from the batch's columns"))
+
+
 def _copy(cur: psycopg.Cursor, spec: TableSpec, columns: tuple[str, ...], rows: Iterable[Sequence[Any]]) -> int:
     jsonb = _jsonb_columns(spec, columns)
     count = 0
@@ -185,16 +194,16 @@ def write_partition(
     target: Target,
     data: Iterable[Sequence[Any]] | pd.DataFrame | SqlInsert,
     columns: tuple[str, ...] | None = None,
-    derived: Sequence[tuple[Target, sql.Composable]] = (),
+    children: Sequence[tuple[Target, sql.Composable]] = (),
 ) -> WriteStats:
     """Replace or merge one partition and record it in the ledger, all in one transaction.
 
-    `derived` tables (each with its SELECT over the staged rows) are written and recorded in the same transaction, so
-    a partition and what is derived from it commit together or not at all."""
+    `children` tables (each with its SELECT over the staged rows) are written and recorded in the same transaction,
+    so a partition and what is derived from it commit together or not at all."""
     spec = target.spec
     started = time.perf_counter()
     bounds = {"start": target.start, "end": target.end}
-    derived_rows: dict[str, int] = {}
+    child_stats: dict[str, WriteStats] = {}
     current = target
     try:
         with conn.transaction(), conn.cursor() as cur:
@@ -207,6 +216,7 @@ def write_partition(
                 if isinstance(data, pd.DataFrame):
                     columns, data = _frame_rows(data, spec, target)
                 columns = columns or spec.column_names
+                _check_columns(spec, columns, target)
                 cur.execute(q.create_staging(spec))
                 rows = _copy(cur, spec, columns, data)
                 size = cur.execute("SELECT pg_total_relation_size('backfill_staging')").fetchone()[0]
@@ -217,21 +227,22 @@ def write_partition(
                 else:
                     cur.execute(q.merge_from_staging(spec))
             _record(cur, target, rows, size, time.perf_counter() - started)
-            for current, select in derived:
+            for current, select in children:
                 ensure_table(conn, current.spec, current.asset, indexes=not current.defer_indexes)
                 cur.execute(q.advisory_lock(), {"table": current.spec.qualified, "partition": current.partition})
-                derived_started = time.perf_counter()
+                child_started = time.perf_counter()
                 n = _insert_select(cur, current.spec, select, {"start": current.start, "end": current.end})
-                _record(cur, current, n, 0, time.perf_counter() - derived_started)
-                derived_rows[current.asset] = n
+                child_seconds = time.perf_counter() - child_started
+                _record(cur, current, n, 0, child_seconds)
+                child_stats[current.asset] = WriteStats(rows=n, bytes=0, seconds=child_seconds)
     except WriteError:
         raise
     except (errors.DataError, errors.IntegrityError) as exc:
         raise WriteError(current.where(_explain(exc))) from None
     # Only now, with the DDL committed, may other connections of this process skip it.
-    for t in (target, *(d for d, _ in derived)):
+    for t in (target, *(c for c, _ in children)):
         _ensured.add(_ensured_key(conn, t.spec, not t.defer_indexes))
-    return WriteStats(rows=rows, bytes=size, seconds=time.perf_counter() - started, derived=derived_rows)
+    return WriteStats(rows=rows, bytes=size, seconds=time.perf_counter() - started, children=child_stats)
 
 
 def _insert_select(cur: psycopg.Cursor, spec: TableSpec, select: sql.Composable, params: Mapping[str, Any]) -> int:

@@ -19,6 +19,9 @@ class BlazeApi(HttpApiResource):
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("partner_key", "api_key")
     partner_key: str = Field(description="Partner key (BACKFILL_BLAZE_PARTNER_KEY).")
     api_key: str = Field(description="Store developer key (BACKFILL_BLAZE_API_KEY).")
+    end_inclusive: bool = Field(
+        default=True, description="Whether endDate includes that whole day (BACKFILL_BLAZE_END_INCLUSIVE)."
+    )
 
     def auth_headers(self) -> dict[str, str]:
         return {"partner_key": self.partner_key, "Authorization": self.api_key}
@@ -30,6 +33,11 @@ class CantonApi(HttpApiResource):
     API: ClassVar[str] = "canton"
     DEFAULT_BASE_URL: ClassVar[str] = "https://scan.sv-1.global.canton.network.sync.global"
     DEFAULT_RATE: ClassVar[str] = "20/s"  # Scan publishes no number; an SV's Envoy bucket decides
+    migrations: str = Field(
+        default="",
+        description="Migration ids to walk where migration-info is not served, e.g. '0,1,2' "
+        "(BACKFILL_CANTON_MIGRATIONS); empty: ask /v0/backfilling/migration-info.",
+    )
 
 
 class RacingApi(HttpApiResource):

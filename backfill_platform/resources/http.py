@@ -7,10 +7,10 @@ Sources never sleep, retry or count by themselves: they call `ApiSession.request
 from __future__ import annotations
 
 import email.utils
-import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -21,10 +21,10 @@ import orjson
 import tenacity
 from pydantic import Field, PrivateAttr
 
+from backfill_platform import config
 from backfill_platform.database import database_url
 from backfill_platform.errors import ConfigurationError
 from backfill_platform.resources.budget import RateBudget, Window, parse_rate
-from backfill_platform.settings import base_url_var, rate_var
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 # A reset header above this is an epoch timestamp (Alpaca, Hiro); below, a number of seconds.
@@ -76,6 +76,20 @@ class HttpMetrics:
         return {k: round(now[k] - before.get(k, 0), 3) for k in now}
 
 
+def share(total: int, weights: Sequence[int]) -> list[int]:
+    """`total` split in proportion to `weights` as whole numbers that add up to it (largest remainders first), e.g.
+    one API window's calls over the days it served."""
+    if not weights:
+        return []
+    if sum(weights) == 0:
+        weights = [1] * len(weights)
+    exact = [total * w / sum(weights) for w in weights]
+    parts = [int(x) for x in exact]
+    for i in sorted(range(len(exact)), key=lambda i: exact[i] - parts[i], reverse=True)[: total - sum(parts)]:
+        parts[i] += 1
+    return parts
+
+
 def wait_hint(response: httpx.Response) -> float | None:
     """Seconds the server asks us to wait: Retry-After (seconds or HTTP date), else a reset header."""
     retry_after = response.headers.get("retry-after")
@@ -121,6 +135,7 @@ class ApiSession:
         self.api, self.budget = api, budget
         self.max_attempts, self.max_retry_wait_s = max_attempts, max_retry_wait_s
         self.metrics = HttpMetrics()
+        self._scope = threading.local()
         self._backoff = tenacity.wait_exponential_jitter(initial=backoff_initial_s, max=backoff_max_s)
         self.client = httpx.Client(
             base_url=base_url.rstrip("/"),
@@ -128,6 +143,23 @@ class ApiSession:
             timeout=httpx.Timeout(timeout_s),
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
         )
+
+    def _count(self, **deltas: float) -> None:
+        self.metrics.add(**deltas)
+        scope = getattr(self._scope, "metrics", None)
+        if scope is not None:
+            scope.add(**deltas)
+
+    @contextmanager
+    def track(self) -> Iterator[HttpMetrics]:
+        """Also count this thread's calls on their own: one partition's share of a run whose threads fetch several
+        partitions at once (the session's own metrics keep counting everything)."""
+        previous = getattr(self._scope, "metrics", None)
+        self._scope.metrics = scope = HttpMetrics()
+        try:
+            yield scope
+        finally:
+            self._scope.metrics = previous
 
     def close(self) -> None:
         self.client.close()
@@ -148,22 +180,22 @@ class ApiSession:
         return min(wait, self.max_retry_wait_s)
 
     def _before_sleep(self, state: tenacity.RetryCallState) -> None:
-        self.metrics.add(retries=1, retry_wait_s=state.next_action.sleep if state.next_action else 0.0)
+        self._count(retries=1, retry_wait_s=state.next_action.sleep if state.next_action else 0.0)
 
     def _attempt(self, method: str, route: str, params: Any, json: Any, decode: Callable[[bytes], Any]) -> Any:
         if self.budget is not None:
-            self.metrics.add(budget_wait_s=self.budget.acquire())
-        self.metrics.add(calls=1)
+            self._count(budget_wait_s=self.budget.acquire())
+        self._count(calls=1)
         try:
             response = self.client.request(method, route, params=params, json=json)
         except httpx.TimeoutException as exc:
             raise RetryableError(f"timed out ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
             raise RetryableError(f"connection failed ({type(exc).__name__})") from None
-        self.metrics.add(bytes=len(response.content))
+        self._count(bytes=len(response.content))
         if response.status_code in RETRYABLE_STATUS:
             if response.status_code == 429:
-                self.metrics.add(http_429=1)
+                self._count(http_429=1)
             raise RetryableError(
                 f"HTTP {response.status_code} {_short(response.text, 120)}", wait_hint(response), response.status_code
             )
@@ -255,11 +287,10 @@ class HttpApiResource(dg.ConfigurableResource):
 
     def resolved_base_url(self) -> str:
         """Read when the session starts, so the environment of the run (not of the import) decides."""
-        return self.base_url or os.environ.get(base_url_var(self.API)) or self.DEFAULT_BASE_URL
+        return self.base_url or config.base_url(self.API, self.DEFAULT_BASE_URL)
 
     def windows(self) -> tuple[Window, ...]:
-        rate = self.rate or os.environ.get(rate_var(self.API)) or self.DEFAULT_RATE
-        return parse_rate(rate, rate_var(self.API))
+        return parse_rate(self.rate or config.rate(self.API, self.DEFAULT_RATE), config.source_var(self.API, "rate"))
 
     def session(self) -> ApiSession:
         """The live client, built once per resource instance (one per run worker process)."""
@@ -267,7 +298,7 @@ class HttpApiResource(dg.ConfigurableResource):
             base_url = self.resolved_base_url()
             if not base_url.startswith(("http://", "https://")):
                 raise ConfigurationError(
-                    f"{base_url_var(self.API)}={base_url!r} is not an http(s) URL; "
+                    f"{config.source_var(self.API, 'base_url')}={base_url!r} is not an http(s) URL; "
                     "set it to the API's origin, e.g. https://api.example.com"
                 )
             budget = RateBudget(database_url(), self.API, self.windows()) if self.use_budget else None

@@ -7,9 +7,16 @@ stops reading stops fetching.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 Page = dict[str, Any]
+
+# `after_last_pages` pages over whatever `fetch` returns (e.g. Canton's decoded ScanUpdate records) and threads a
+# cursor of type C from each page's last item into the next fetch. The offset helpers stay on `dict`: their items
+# come out of an untyped JSON `Page`, so a type variable there could only be solved from `item_key`'s annotation, and
+# a caller passing a plain lambda would see its items typed as `object`.
+T = TypeVar("T")
+C = TypeVar("C")
 
 
 def skip_limit_pages(
@@ -50,11 +57,11 @@ def token_pages(fetch: Callable[[str | None], Page], token_key: str = "next_page
 
 
 def after_last_pages(
-    fetch: Callable[[Any], list[dict]],
+    fetch: Callable[[C | None], list[T]],
     page_size: int,
-    cursor_of: Callable[[dict], Any],
-    start_after: Any = None,
-) -> Iterator[list[dict]]:
+    cursor_of: Callable[[T], C],
+    start_after: C | None = None,
+) -> Iterator[list[T]]:
     """Body cursor taken from the last item (Scan): the stream ends with a page shorter than `page_size`."""
     after = start_after
     while True:

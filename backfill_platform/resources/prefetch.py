@@ -26,9 +26,13 @@ class Prefetch:
     """
 
     def __init__(
-        self, pool: Executor, produce: Callable[[], Iterable[Sequence[Sequence[Any]]]], max_chunks: int = 8
+        self,
+        pool: Executor,
+        produce: Callable[[], Iterable[Sequence[Sequence[Any]]]],
+        max_chunks: int = 8,
+        metadata: dict[str, Any] | None = None,
     ) -> None:
-        self.metadata: dict[str, Any] = {}
+        self.metadata: dict[str, Any] = {} if metadata is None else metadata
         self._queue: queue.Queue = queue.Queue(maxsize=max_chunks)
         self._stop = threading.Event()
         self._future = pool.submit(self._run, produce)

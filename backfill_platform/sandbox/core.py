@@ -276,9 +276,11 @@ def api_endpoint(
                 await asyncio.sleep(fault.seconds)
         response = await handler(request, sandbox)
         if fault is not None and fault.kind in ("drop", "truncated", "malformed"):
+            # Starlette types Response.body as bytes | memoryview; the handlers here always render bytes.
+            body = bytes(response.body)
             if fault.kind == "malformed":
-                return raw_json(response.body[: max(1, len(response.body) // 2)] + b"<html>")
-            return BrokenResponse(response.body, 0.0 if fault.kind == "drop" else 0.5)
+                return raw_json(body[: max(1, len(body) // 2)] + b"<html>")
+            return BrokenResponse(body, 0.0 if fault.kind == "drop" else 0.5)
         sandbox.stats.add(api, route, str(response.status_code))
         return response
 

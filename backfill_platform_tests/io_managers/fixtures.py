@@ -59,28 +59,24 @@ def range_tags(start: str, end: str) -> dict[str, str]:
 def events_asset(version: str = "a", n: int = 5, fetched: list[str] | None = None):
     @ranged_events
     def events(context: AssetExecutionContext) -> Batches:
-        def batches():
-            for key in context.partition_keys:
+        def batches(keys):
+            for key in keys:
                 if fetched is not None:
                     fetched.append(key)
                 yield PartitionBatch(key, day_rows(key, n, version), metadata={"api_calls": 1})
 
-        return Batches(batches())
+        return Batches(batches)
 
     return events
 
 
-def resumable_events_asset(dsn: str, fetch_log: str, stall_after: int | None = None):
-    """Fetches only partitions its lineage has not committed; logs each fetch; optionally stalls to be killed."""
+def resumable_events_asset(fetch_log: str, stall_after: int | None = None):
+    """Fetches the partitions the IO manager says are pending; logs each fetch; optionally stalls to be killed."""
     from pathlib import Path
-
-    from backfill_platform.io_managers.ledger import pending_partitions
 
     @ranged_events
     def events(context: AssetExecutionContext) -> Batches:
-        pending = pending_partitions(context, dsn)
-
-        def batches():
+        def batches(pending):
             import time
 
             for n, key in enumerate(pending):
@@ -90,6 +86,6 @@ def resumable_events_asset(dsn: str, fetch_log: str, stall_after: int | None = N
                     log.write(f"{context.run_id} {key}\n")
                 yield PartitionBatch(key, day_rows(key))
 
-        return Batches(batches())
+        return Batches(batches)
 
     return events

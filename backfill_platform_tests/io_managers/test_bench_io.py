@@ -2,7 +2,7 @@
 
 import pytest
 
-from backfill_platform.bench import io
+from benchmarks import io
 
 
 @pytest.mark.benchmark

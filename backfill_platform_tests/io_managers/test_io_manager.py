@@ -12,7 +12,15 @@ import psycopg
 import pytest
 
 from backfill_platform.io_managers.postgres import PostgresIOManager
-from backfill_platform.io_managers.spec import Batches, Column, PartitionBatch, SqlInsert, TableSpec, register
+from backfill_platform.io_managers.spec import (
+    Batches,
+    Column,
+    Derivation,
+    PartitionBatch,
+    SqlInsert,
+    TableSpec,
+    register,
+)
 from backfill_platform.io_managers.writer import Target, WriteError, write_partition
 from backfill_platform_tests.io_managers.fixtures import (
     DAILY,
@@ -53,13 +61,17 @@ def test_a_b_a_again_replaces_only_that_partition(io, db_url) -> None:
 def test_range_run_commits_and_reports_each_partition(io, db_url) -> None:
     result = dg.materialize([events_asset()], resources=io, tags=range_tags("2024-03-05", "2024-03-08"))
     assert result.success
-    reported = [
-        e.event_specific_data.materialization.partition
-        for e in result.all_events
-        if e.event_type_value == "ASSET_MATERIALIZATION" and e.event_specific_data.materialization.metadata.get("rows")
-    ]
+    materializations = [e.materialization for e in result.get_asset_materialization_events()]
+    # The IO manager's, logged as each partition commits, then Dagster's own when the output is handled.
+    assert len(materializations) == 8
+    at_commit, on_success = materializations[:4], materializations[4:]
     # Two writers commit partitions side by side: each is reported once, as it commits, in any order.
-    assert sorted(reported) == ["2024-03-05", "2024-03-06", "2024-03-07", "2024-03-08"]
+    assert sorted(m.partition for m in at_commit) == ["2024-03-05", "2024-03-06", "2024-03-07", "2024-03-08"]
+    # Dagster's own materialization of each partition, on success, shows that partition's figures, not the run's.
+    assert sorted(m.partition for m in on_success) == sorted(m.partition for m in at_commit)
+    for m in on_success:
+        assert m.metadata["rows"].value == 5 and m.metadata["api_calls"].value == 1
+        assert "rows_written" not in m.metadata and "partitions_written" not in m.metadata
     assert rows(db_url, "SELECT count(*) FROM iotest.events") == [(20,)]
     ledger = rows(db_url, "SELECT partition, rows FROM backfill_platform.ledger ORDER BY partition")
     assert ledger == [("2024-03-05", 5), ("2024-03-06", 5), ("2024-03-07", 5), ("2024-03-08", 5)]
@@ -261,21 +273,14 @@ def test_large_initial_run_builds_secondary_indexes_once_at_the_end(io, db_url) 
     try:
         result = dg.materialize([events_asset()], resources=io, tags=range_tags("2024-03-01", "2024-03-04"))
         assert result.success
-        meta = next(
-            e.materialization.metadata
-            for e in result.get_asset_materialization_events()
-            if "rows_written" in e.materialization.metadata
-        )
-        assert "index_build_seconds" in meta  # the index was deferred, then built
+        (totals,) = [e.asset_observation_data.asset_observation.metadata for e in result.get_asset_observation_events()]
+        assert totals["rows_written"].value == 20 and totals["partitions_written"].value == 4
+        assert "index_build_seconds" in totals  # the index was deferred, then built
         assert "events_note_idx" in _indexes(db_url, "events")
         # A later small run on the non-empty table maintains indexes as usual (nothing deferred).
         again = dg.materialize([events_asset("b")], resources=io, partition_key="2024-03-02")
-        meta = next(
-            e.materialization.metadata
-            for e in again.get_asset_materialization_events()
-            if "rows_written" in e.materialization.metadata
-        )
-        assert "index_build_seconds" not in meta
+        (totals,) = [e.asset_observation_data.asset_observation.metadata for e in again.get_asset_observation_events()]
+        assert totals["rows_written"].value == 5 and "index_build_seconds" not in totals
     finally:
         register(EVENTS)
 
@@ -287,11 +292,11 @@ def test_failed_deferred_run_still_leaves_its_indexes(io, db_url) -> None:
 
     @ranged_events
     def events(context):
-        def batches():
-            for n, key in enumerate(context.partition_keys):
+        def batches(keys):
+            for n, key in enumerate(keys):
                 yield PartitionBatch(key, day_rows(key) if n < 2 else [(None, None, None, None, None)])
 
-        return Batches(batches())
+        return Batches(batches)
 
     try:
         with pytest.raises(WriteError, match="key column id is NULL"):
@@ -373,14 +378,14 @@ def test_lazy_batches_go_to_two_writers_with_bounded_look_ahead(io, db_url) -> N
 
     @ranged_events
     def events(context):
-        def batches():
-            for n, key in enumerate(context.partition_keys):
+        def batches(keys):
+            for n, key in enumerate(keys):
                 committed = rows(db_url, "SELECT count(*) FROM backfill_platform.ledger")[0][0] if n > 1 else 0
                 in_flight.append(n - committed)  # batches handed over but not yet committed
                 time.sleep(0.02)
                 yield PartitionBatch(key, day_rows(key))
 
-        return Batches(batches())
+        return Batches(batches)
 
     assert dg.materialize([events], resources=io, tags=range_tags("2024-03-01", "2024-03-12")).success
     assert rows(db_url, "SELECT count(*), count(DISTINCT id) FROM iotest.events") == [(60, 60)]
@@ -389,34 +394,33 @@ def test_lazy_batches_go_to_two_writers_with_bounded_look_ahead(io, db_url) -> N
 
 def test_a_derived_table_commits_with_its_partition_or_not_at_all(io, db_url) -> None:
     """Batches.derived runs in each partition's transaction: a failing derivation keeps neither table's rows."""
-    from backfill_platform.io_managers.spec import Derived
-    from backfill_platform.io_managers.sql import STAGING
-
     words = register(
         TableSpec(
             "iotest",
             "words",
-            (Column("id", "text"), Column("ts", "timestamptz"), Column("word", "text"), Column("i", "integer")),
+            (
+                Column("id", "text", expr="e.id"),
+                Column("ts", "timestamptz", expr="e.ts"),
+                Column("word", "text", expr="split_part(e.note, ' ', 1)"),
+                Column("i", "integer", expr="(e.payload->>'i')::integer"),
+            ),
             ("id",),
             "ts",
+            derived_from=Derivation(EVENTS, "FROM {parent} e WHERE e.ts >= %(start)s AND e.ts < %(end)s"),
         )
     )[0]
-    select = psycopg.sql.SQL(
-        "SELECT id, ts, split_part(note, ' ', 1), (payload->>'i')::integer FROM {} "
-        "WHERE ts >= %(start)s AND ts < %(end)s"
-    ).format(STAGING)
 
     def asset(bad_day: str | None):
         @ranged_events
         def events(context):
-            def batches():
-                for key in context.partition_keys:
+            def batches(keys):
+                for key in keys:
                     day = day_rows(key)
                     if key == bad_day:  # valid for events, but not an integer for words
                         day[0] = (*day[0][:4], {"i": "one"})
                     yield PartitionBatch(key, day)
 
-            return Batches(batches(), derived=[Derived(words.asset_key, select)])
+            return Batches(batches, children=[words])
 
         return events
 

@@ -38,7 +38,7 @@ def test_sigkill_mid_range_then_retry_resumes(db_url: str, tmp_path: Path) -> No
         import dagster as dg
         from backfill_platform.io_managers.postgres import PostgresIOManager
         from backfill_platform_tests.io_managers.fixtures import resumable_events_asset
-        asset = resumable_events_asset({db_url!r}, {str(log)!r}, stall_after=3)
+        asset = resumable_events_asset({str(log)!r}, stall_after=3)
         dg.materialize([asset], resources={{"io_manager": PostgresIOManager(database_url={db_url!r})}},
                        tags={TAGS!r})
     """)
@@ -60,7 +60,7 @@ def test_sigkill_mid_range_then_retry_resumes(db_url: str, tmp_path: Path) -> No
 
     # The retry belongs to the same backfill: it fetches only what the killed run did not commit.
     io = {"io_manager": PostgresIOManager(database_url=db_url)}
-    result = dg.materialize([resumable_events_asset(db_url, str(log))], resources=io, tags=TAGS)
+    result = dg.materialize([resumable_events_asset(str(log))], resources=io, tags=TAGS)
     assert result.success
     fetches = [line.split() for line in log.read_text().splitlines()]
     assert [k for run, k in fetches if run == killed_run] == ["2024-03-01", "2024-03-02", "2024-03-03"]
@@ -80,7 +80,7 @@ def test_sigkill_mid_range_then_retry_resumes(db_url: str, tmp_path: Path) -> No
 
     # A fresh, unrelated run (no backfill tag) is a new lineage: it refetches everything.
     fresh = dg.materialize(
-        [resumable_events_asset(db_url, str(log))], resources=io, tags=range_tags("2024-03-01", "2024-03-06")
+        [resumable_events_asset(str(log))], resources=io, tags=range_tags("2024-03-01", "2024-03-06")
     )
     refetched = [k for run, k in (line.split() for line in log.read_text().splitlines()) if run == fresh.run_id]
     assert len(refetched) == 6

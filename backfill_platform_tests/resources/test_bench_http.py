@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backfill_platform.bench import http
+from benchmarks import http
 
 
 @pytest.mark.benchmark

@@ -8,6 +8,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import dagster as dg
 import psycopg
 
 from backfill_platform.io_managers import writer
@@ -50,3 +51,13 @@ def kill_after_commits(
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(30)
+
+
+def partition_metadata(result: dg.ExecuteInProcessResult, asset_key: dg.AssetKey) -> dict[str, dict]:
+    """Each partition's figures as reported at its commit (Dagster repeats them on success): values by name."""
+    out: dict[str, dict] = {}
+    for event in result.get_asset_materialization_events():
+        m = event.materialization
+        if m.asset_key == asset_key and m.partition is not None and "rows" in m.metadata:
+            out.setdefault(m.partition, {k: v.value for k, v in m.metadata.items()})
+    return out

@@ -7,7 +7,7 @@ gives both ratios. The assertions guard against regressions.
 
 import pytest
 
-from backfill_platform.bench import canton
+from benchmarks import canton
 
 
 @pytest.mark.benchmark

@@ -11,8 +11,10 @@ from backfill_platform.io_managers.postgres import PostgresIOManager
 from backfill_platform.resources.apis import BlazeApi
 from backfill_platform.sandbox.core import SandboxConfig
 from backfill_platform.sandbox.generators import blaze as truth
-from backfill_platform.sources.blaze import assets, checks
-from backfill_platform_tests.sources.helpers import drop_schemas, kill_after_commits
+from backfill_platform.sources import load, named
+from backfill_platform.sources.blaze import checks
+from backfill_platform.sources.blaze.tables import TRANSACTION_ITEMS, TRANSACTIONS
+from backfill_platform_tests.sources.helpers import drop_schemas, kill_after_commits, partition_metadata
 
 CFG = SandboxConfig()
 FIRST, LAST = date(2024, 3, 1), date(2024, 3, 10)
@@ -20,8 +22,8 @@ RANGE = {
     "dagster/asset_partition_range_start": FIRST.isoformat(),
     "dagster/asset_partition_range_end": LAST.isoformat(),
 }
-ALL = [assets.transactions, assets.transaction_items]
-CHECKS = [checks.transactions_unique_ids, checks.items_have_transactions, checks.transactions_match_api_totals]
+ALL = list(named("blaze", load()).assets)
+CHECKS = list(checks.CHECKS)
 
 
 def days(first: date = FIRST, last: date = LAST) -> list[date]:
@@ -80,19 +82,23 @@ def test_ten_day_range_lands_ground_truth_with_the_fewest_calls(sandbox, clean) 
         [(FIRST, FIRST + timedelta(days=6)), (FIRST + timedelta(days=7), LAST)]
     ) + len(days())  # + check totals
     assert all(c.passed for c in result.get_asset_check_evaluations())
-    partition_events = [
-        e
-        for e in result.get_asset_materialization_events()
-        if e.asset_key == dg.AssetKey(["blaze", "transactions"]) and "transactions" in e.materialization.metadata
-    ]
-    assert len(partition_events) == 10
-    first = partition_events[0].materialization.metadata
-    assert first["window_api_calls"].value > 0 and first["transactions"].value > 0 and "items" in first
+    # Each partition's page shows that partition: its own rows and its share of the window's calls.
+    per_day = partition_metadata(result, TRANSACTIONS.key)
+    per_day_items = partition_metadata(result, TRANSACTION_ITEMS.key)
+    assert sorted(per_day) == sorted(per_day_items) == [d.isoformat() for d in days()]
+    for day in days():
+        day_truth = truth.transactions_for_day(CFG.seed, day)
+        assert per_day[day.isoformat()]["rows"] == len(day_truth)
+        assert per_day_items[day.isoformat()]["rows"] == sum(len(t["cart"]["items"]) for t in day_truth)
+        assert "partitions_written" not in per_day[day.isoformat()]
+    assert sum(m["api_calls"] for m in per_day.values()) == calls_for(
+        [(FIRST, FIRST + timedelta(days=6)), (FIRST + timedelta(days=7), LAST)]
+    )
 
 
 def test_business_day_is_the_shop_local_day(sandbox, clean) -> None:
     assert dg.materialize(
-        [assets.transactions], resources=resources(sandbox, clean), partition_key="2024-03-05"
+        ALL, selection=[TRANSACTIONS.key], resources=resources(sandbox, clean), partition_key="2024-03-05"
     ).success
     with psycopg.connect(clean) as conn:
         wrong = conn.execute(
@@ -124,19 +130,11 @@ def test_injected_429s_and_5xx_are_survived_with_identical_data(sandbox, clean) 
     assert stored(clean).keys() == expected().keys()
     stats = sandbox.stats()["apis"]["blaze"]
     assert stats.get("429", 0) > 0 and stats.get("fault_status", 0) > 0
-    out = [
-        e
-        for e in result.all_events
-        if e.event_type_value == "ASSET_MATERIALIZATION"
-        and e.asset_key == dg.AssetKey(["blaze", "transactions"])
-        and "api_http_429" in e.event_specific_data.materialization.metadata
-    ]
-    assert out and out[0].event_specific_data.materialization.metadata["api_http_429"].value == stats["429"]
-    run_meta = out[0].event_specific_data.materialization.metadata
-    truth_rows = expected()
-    assert run_meta["items"].value == sum(len(t["cart"]["items"]) for t in truth_rows.values())
-    assert run_meta["rows_written"].value == len(truth_rows) and run_meta["rows_per_s"].value > 0
-    assert run_meta["api_budget_wait_s"].value >= 0 and run_meta["api_calls"].value > 0
+    per_day = partition_metadata(result, TRANSACTIONS.key)
+    windows = {m["window"]: m for m in per_day.values()}
+    assert sum(m["window_429s"] for m in windows.values()) == stats["429"]
+    assert sum(m["api_calls"] for m in per_day.values()) == sandbox.stats()["routes"]["blaze transactions"]["requests"]
+    assert sum(m["rows"] for m in per_day.values()) == len(expected())
 
 
 def test_malformed_page_fails_in_one_line_and_writes_nothing(sandbox, clean) -> None:

@@ -11,14 +11,16 @@ from backfill_platform.io_managers.postgres import PostgresIOManager
 from backfill_platform.resources.apis import CantonApi
 from backfill_platform.sandbox.core import SandboxConfig
 from backfill_platform.sandbox.generators import canton as truth
-from backfill_platform.sources.canton import assets, checks
+from backfill_platform.sources import load, named
+from backfill_platform.sources.canton import checks
+from backfill_platform.sources.canton.tables import EVENTS
 from backfill_platform_tests.sources.helpers import drop_schemas, kill_after_commits
 
 CFG = SandboxConfig()
 FIRST = datetime(2024, 12, 9, tzinfo=UTC)  # migration 0 ends 2024-12-10 12:00, migration 1 starts 2024-12-10 00:00
 RANGE = {"dagster/asset_partition_range_start": "2024-12-09", "dagster/asset_partition_range_end": "2024-12-11"}
-ALL = [assets.scan]
-CHECKS = [checks.updates_unique_and_migrated, checks.events_unique_and_anchored, checks.updates_per_migration]
+ALL = list(named("canton", load()).assets)
+CHECKS = list(checks.CHECKS)
 
 
 def resources(origin: str, db_url: str, **kw) -> dict:
@@ -120,7 +122,7 @@ def test_events_alone_are_rederived_from_stored_updates_without_api_calls(sandbo
     with psycopg.connect(clean, autocommit=True) as conn:
         conn.execute("UPDATE canton.events SET template_id = 'stale', parent_event_id = NULL")
     sandbox.reset()
-    result = dg.materialize(ALL, selection=[assets.EVENTS_KEY], resources=resources(sandbox.origin, clean), tags=RANGE)
+    result = dg.materialize(ALL, selection=[EVENTS.key], resources=resources(sandbox.origin, clean), tags=RANGE)
     assert result.success
     with psycopg.connect(clean) as conn:
         stale, total = conn.execute(

@@ -46,7 +46,11 @@ class Guard:
 
     def __call__(self, request: Request, sb: Sandbox) -> Response | None:
         key = request.headers.get("apca-api-key-id")
-        if key != sb.config.alpaca_key_id or request.headers.get("apca-api-secret-key") != sb.config.alpaca_secret_key:
+        if (
+            key is None
+            or key != sb.config.alpaca_key_id
+            or request.headers.get("apca-api-secret-key") != sb.config.alpaca_secret_key
+        ):
             return error(403, 40310000, "forbidden")
         allowed, remaining, reset = self.window.acquire(key, time.time())
         headers = self.headers(remaining, reset, sb)
@@ -91,9 +95,11 @@ async def bars(request: Request, sb: Sandbox) -> Response:
         return error(400, 40010001, f"invalid timeframe: {q.get('timeframe', '')!r}")
     now = datetime.now(UTC)
     start = _time(q.get("start"), "start", now.replace(hour=0, minute=0, second=0, microsecond=0))
+    if isinstance(start, Response):
+        return start
     end = _time(q.get("end"), "end", now)
-    if isinstance(start, Response) or isinstance(end, Response):
-        return start if isinstance(start, Response) else end
+    if isinstance(end, Response):
+        return end
     try:
         limit = int(q.get("limit", "1000"))
     except ValueError:

@@ -32,7 +32,7 @@ def make_guard(sandbox: Sandbox):
     def guard(request: Request, sb: Sandbox) -> Response | None:
         partner = request.headers.get("partner_key") or request.headers.get("x-api-key")
         store = request.headers.get("authorization")
-        if partner != sb.config.blaze_partner_key:
+        if partner is None or partner != sb.config.blaze_partner_key:
             return error(401, "Unauthorized", "Invalid partner key")
         if store != sb.config.blaze_api_key:
             return error(401, "Unauthorized", "Invalid developer key")
@@ -67,18 +67,21 @@ async def transactions(request: Request, sb: Sandbox) -> Response:
         start, end = today - timedelta(days=MAX_SPAN_DAYS), today
     else:
         start = _parse_date(q.get("startDate", ""), "startDate")
+        if isinstance(start, Response):
+            return start
         end = _parse_date(q.get("endDate", ""), "endDate")
-        for parsed in (start, end):
-            if isinstance(parsed, Response):
-                return parsed
+        if isinstance(end, Response):
+            return end
     if end < start:
         return error(400, "Invalid argument", "endDate must not be before startDate")
     if (end - start).days > MAX_SPAN_DAYS:
         return error(400, "Invalid argument", "Date range cannot exceed 7 days")
-    skip, limit = _int(request, "skip", 0), _int(request, "limit", MAX_PAGE)
-    for parsed in (skip, limit):
-        if isinstance(parsed, Response):
-            return parsed
+    skip = _int(request, "skip", 0)
+    if isinstance(skip, Response):
+        return skip
+    limit = _int(request, "limit", MAX_PAGE)
+    if isinstance(limit, Response):
+        return limit
     limit = min(limit or MAX_PAGE, MAX_PAGE)  # silently capped, and the effective value is echoed
     rows: list[dict] = []
     day = start

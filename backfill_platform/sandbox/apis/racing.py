@@ -92,11 +92,14 @@ async def regions(request: Request, sb: Sandbox) -> Response:
 async def racecards_pro(request: Request, sb: Sandbox) -> Response:
     today = datetime.now().date()
     day = _date(request, "date", today)
+    if isinstance(day, Response):
+        return day
     limit = _int(request, "limit", 500, 1, 500)
+    if isinstance(limit, Response):
+        return limit
     skip = _int(request, "skip", 0, 0, 500)
-    for parsed in (day, limit, skip):
-        if isinstance(parsed, Response):
-            return parsed
+    if isinstance(skip, Response):
+        return skip
     if day < data.RACECARDS_FROM:
         return invalid(("date", "value_error", "Historical racecards are available from 2023-01-23", str(day)))
     rows = [] if day > today + timedelta(days=7) else data.racecards_for_day(sb.config.seed, day, sb.config.scale)
@@ -113,12 +116,17 @@ async def racecards_pro(request: Request, sb: Sandbox) -> Response:
 async def results(request: Request, sb: Sandbox) -> Response:
     today = datetime.now().date()
     start = _date(request, "start_date", today - timedelta(days=MAX_RESULTS_SPAN))
+    if isinstance(start, Response):
+        return start
     end = _date(request, "end_date", today)
+    if isinstance(end, Response):
+        return end
     limit = _int(request, "limit", 50, 1, 100)
+    if isinstance(limit, Response):
+        return limit
     skip = _int(request, "skip", 0, 0, 20_000)
-    for parsed in (start, end, limit, skip):
-        if isinstance(parsed, Response):
-            return parsed
+    if isinstance(skip, Response):
+        return skip
     if end < start:
         return invalid(("end_date", "value_error", "end_date must be on or after start_date", str(end)))
     if (end - start).days > MAX_RESULTS_SPAN:

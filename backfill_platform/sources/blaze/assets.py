@@ -1,147 +1,132 @@
 """Blaze assets: raw transactions fetched in ≤ 7-day windows, and their cart items derived in SQL."""
 
-import time
-from collections import defaultdict
-from collections.abc import Iterator
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import dagster as dg
-from dagster import AssetExecutionContext
-from psycopg import sql
 
-from backfill_platform.database import database_url
-from backfill_platform.io_managers.ledger import pending_partitions
-from backfill_platform.io_managers.spec import Batches, PartitionBatch, SqlInsert
+from backfill_platform.io_managers.spec import Batches, PartitionBatch
 from backfill_platform.resources.apis import BlazeApi
-from backfill_platform.sources.blaze import settings
+from backfill_platform.resources.http import share
 from backfill_platform.sources.blaze.client import BlazeClient, windows
-from backfill_platform.sources.blaze.partitions import daily
-from backfill_platform.sources.blaze.tables import TRANSACTIONS
+from backfill_platform.sources.blaze.tables import TRANSACTION_ITEMS, TRANSACTIONS
+from backfill_platform.sources.contract import SourceConfig
+from backfill_platform.sources.fetching import fetched_tables
 
-SHOP_TZ = ZoneInfo(settings.TIMEZONE)
+
+class TransactionRow(NamedTuple):
+    """One row of blaze.transactions (field names are its columns); the whole record stays in `payload`."""
+
+    id: str
+    business_date: date | None
+    processed_at: datetime | None
+    created_at: datetime | None
+    modified_at: datetime | None
+    completed_at: datetime | None
+    status: str | None
+    trans_type: str | None
+    queue_type: str | None
+    trans_no: str | None
+    shop_id: str | None
+    member_id: str | None
+    seller_id: str | None
+    subtotal: Any
+    discount: Any
+    tax: Any
+    total: Any
+    payment_option: str | None
+    item_count: int
+    payload: dict
 
 
-def _ts(ms: int | None) -> datetime | None:
+def _ts(ms: Any) -> datetime | None:
     return datetime.fromtimestamp(ms / 1000, UTC) if isinstance(ms, int | float) else None
 
 
-def transaction_row(tx: dict) -> tuple:
-    """One typed row per transaction, in TRANSACTIONS column order; the whole record stays in `payload`."""
+def transaction_row(tx: dict, shop_tz: ZoneInfo) -> TransactionRow:
     processed = _ts(tx["processedTime"])
     cart = tx.get("cart") or {}
-    return (
-        tx["id"],
-        processed.astimezone(SHOP_TZ).date() if processed else None,
-        processed,
-        _ts(tx.get("created")),
-        _ts(tx.get("modified")),
-        _ts(tx.get("completedTime")),
-        tx.get("status"),
-        tx.get("transType"),
-        tx.get("queueType"),
-        tx.get("transNo"),
-        tx.get("shopId"),
-        tx.get("memberId"),
-        tx.get("sellerId"),
-        cart.get("subTotal"),
-        cart.get("totalDiscount"),
-        cart.get("tax"),
-        cart.get("total"),
-        cart.get("paymentOption"),
-        len(cart.get("items") or []),
-        tx,
+    return TransactionRow(
+        id=tx["id"],
+        business_date=processed.astimezone(shop_tz).date() if processed else None,
+        processed_at=processed,
+        created_at=_ts(tx.get("created")),
+        modified_at=_ts(tx.get("modified")),
+        completed_at=_ts(tx.get("completedTime")),
+        status=tx.get("status"),
+        trans_type=tx.get("transType"),
+        queue_type=tx.get("queueType"),
+        trans_no=tx.get("transNo"),
+        shop_id=tx.get("shopId"),
+        member_id=tx.get("memberId"),
+        seller_id=tx.get("sellerId"),
+        subtotal=cart.get("subTotal"),
+        discount=cart.get("totalDiscount"),
+        tax=cart.get("tax"),
+        total=cart.get("total"),
+        payment_option=cart.get("paymentOption"),
+        item_count=len(cart.get("items") or []),
+        payload=tx,
     )
 
 
-@dg.asset(
-    key=["blaze", "transactions"],
-    partitions_def=daily,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    io_manager_key="io_manager",
-    group_name="blaze",
-    kinds={"postgres", "api"},
-    pool="blaze",
-)
-def transactions(context: AssetExecutionContext, blaze: BlazeApi) -> Batches:
-    """Blaze POS sales, one row per transaction, by the shop's business day.
-
-    A ranged run turns its days into the fewest calls the API allows (≤ 7-day windows, 100 a page), skips days its
-    lineage already committed, de-duplicates by id across pages and windows, and commits day by day. A day's answer is
-    authoritative: re-materialising it replaces the day, so late voids and edited carts show.
-    """
+def fetch_transactions(context: dg.AssetExecutionContext, blaze: BlazeApi, shop_tz: ZoneInfo) -> Batches:
+    """The pending business days in the fewest calls: consecutive days cut into ≤ 7-day windows, pages of 100,
+    ids de-duplicated across pages and windows, each day committed on its own."""
     session = blaze.session()
-    client = BlazeClient(session)
-    days = [date.fromisoformat(k) for k in pending_partitions(context, database_url())]
+    client = BlazeClient(session, blaze.end_inclusive)
     run_start = session.metrics.snapshot()
 
-    items = [0]  # cart lines of the whole run, for the run's metadata
-
-    def batches() -> Iterator[PartitionBatch]:
+    def produce(keys: Sequence[str]) -> Iterator[PartitionBatch]:
         seen: set[str] = set()
-        for window in windows(days):
-            before, started = session.metrics.snapshot(), time.perf_counter()
-            by_day: dict[date, list[tuple]] = defaultdict(list)
+        for window in windows([date.fromisoformat(k) for k in keys]):
+            before = session.metrics.snapshot()
+            by_day: dict[date, list[TransactionRow]] = {day: [] for day in window}
             stray = 0
             for page in client.transactions(window[0], window[-1]):
                 for tx in page:
                     if tx["id"] in seen:
                         continue
                     seen.add(tx["id"])
-                    row = transaction_row(tx)
-                    if row[1] in window:
-                        by_day[row[1]].append(row)
+                    row = transaction_row(tx, shop_tz)
+                    if row.business_date in by_day:
+                        by_day[row.business_date].append(row)
                     else:
                         stray += 1  # the API placed it in this window but its business day is outside the run
             if stray:
                 context.log.warning(f"{stray} transactions of {window[0]}..{window[-1]} fall outside the run's days")
             cost = session.metrics.since(before)
-            seconds = time.perf_counter() - started
-            fetched = sum(len(v) for v in by_day.values())
-            for day in window:
-                rows = by_day.pop(day, [])
-                items[0] += sum(r[18] for r in rows)
+            # One window's calls serve several days: each day carries its share by rows, and the shares add up.
+            calls = share(int(cost["calls"]), [len(rows) for rows in by_day.values()])
+            for (day, rows), day_calls in zip(by_day.items(), calls, strict=True):
                 yield PartitionBatch(
                     day.isoformat(),
                     rows,
+                    columns=TransactionRow._fields,
                     metadata={
-                        "transactions": len(rows),
-                        "items": sum(r[18] for r in rows),
+                        "api_calls": day_calls,
                         "window": f"{window[0]}..{window[-1]}",
                         "window_api_calls": int(cost["calls"]),
                         "window_429s": int(cost["http_429"]),
                         "window_budget_wait_s": cost["budget_wait_s"],
-                        "window_fetch_rows_per_s": round(fetched / seconds) if seconds else 0,
                     },
                 )
 
-    return Batches(
-        batches(),
-        summary=lambda: {"items": items[0], **{f"api_{k}": v for k, v in session.metrics.since(run_start).items()}},
-    )
+    return Batches(produce, summary=lambda: {f"api_{k}": v for k, v in session.metrics.since(run_start).items()})
 
 
-ITEMS_SELECT = sql.SQL("""
-SELECT t.id, i->>'id', t.business_date, i->>'productId', i->>'productName', i->>'productSku', i->>'brandName',
-       i->>'categoryName', (i->>'quantity')::numeric, (i->>'unitPrice')::numeric, (i->>'discount')::numeric,
-       (i->>'finalPrice')::numeric, (i->>'calcTax')::numeric, i->>'status', i->>'batchId'
-FROM {transactions} t CROSS JOIN LATERAL jsonb_array_elements(coalesce(t.payload->'cart'->'items', '[]')) i
-WHERE t.business_date >= %(start)s AND t.business_date < %(end)s
-""").format(transactions=TRANSACTIONS.ident)
-
-
-@dg.asset(
-    key=["blaze", "transaction_items"],
-    deps=[transactions],
-    partitions_def=daily,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    io_manager_key="io_manager",
-    group_name="blaze",
-    kinds={"postgres"},
-)
-def transaction_items(context: AssetExecutionContext) -> SqlInsert:
-    """Cart line items of each sale, computed in PostgreSQL from the raw payload (no API calls).
-
-    Replaced per business day, so an item removed from a cart disappears. Key (transaction_id, item_id).
-    """
-    return SqlInsert(ITEMS_SELECT)
+def build(config: SourceConfig, partitions: dg.TimeWindowPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    shop_tz = ZoneInfo(config.timezone)
+    return [
+        fetched_tables(
+            source="blaze",
+            parent=TRANSACTIONS,
+            children=[TRANSACTION_ITEMS],
+            partitions_def=partitions,
+            fetch=lambda context, blaze: fetch_transactions(context, blaze, shop_tz),
+        )
+    ]

@@ -4,11 +4,11 @@ from datetime import date, timedelta
 
 import dagster as dg
 import psycopg
+from psycopg import sql
 
 from backfill_platform.database import database_url, fetch_one
 from backfill_platform.resources.apis import BlazeApi
 from backfill_platform.settings import RANGE_END_TAG, RANGE_START_TAG
-from backfill_platform.sources.blaze.assets import transaction_items, transactions
 from backfill_platform.sources.blaze.client import BlazeClient
 from backfill_platform.sources.blaze.tables import TRANSACTION_ITEMS, TRANSACTIONS
 
@@ -21,40 +21,38 @@ def run_days(context: dg.AssetCheckExecutionContext) -> list[date]:
     elif "dagster/partition" in tags:
         first = last = date.fromisoformat(tags["dagster/partition"])
     else:
-        (latest,) = fetch_one(psycopg.sql.SQL("SELECT max(business_date) FROM {}").format(TRANSACTIONS.ident))
+        (latest,) = fetch_one(sql.SQL("SELECT max(business_date) FROM {}").format(TRANSACTIONS.ident))
         if latest is None:
             return []
         first, last = latest - timedelta(days=6), latest
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
-@dg.asset_check(asset=transactions, description="No transaction id appears twice.")
+@dg.asset_check(asset=TRANSACTIONS.key, description="No transaction id appears twice.")
 def transactions_unique_ids() -> dg.AssetCheckResult:
-    total, distinct = fetch_one(
-        psycopg.sql.SQL("SELECT count(*), count(DISTINCT id) FROM {}").format(TRANSACTIONS.ident)
-    )
+    total, distinct = fetch_one(sql.SQL("SELECT count(*), count(DISTINCT id) FROM {}").format(TRANSACTIONS.ident))
     return dg.AssetCheckResult(passed=total == distinct, metadata={"rows": total, "duplicates": total - distinct})
 
 
-@dg.asset_check(asset=transaction_items, description="Every item belongs to a stored transaction.")
+@dg.asset_check(asset=TRANSACTION_ITEMS.key, description="Every item belongs to a stored transaction.")
 def items_have_transactions() -> dg.AssetCheckResult:
     (orphans,) = fetch_one(
-        psycopg.sql.SQL(
+        sql.SQL(
             "SELECT count(*) FROM {items} i WHERE NOT EXISTS (SELECT 1 FROM {tx} t WHERE t.id = i.transaction_id)"
         ).format(items=TRANSACTION_ITEMS.ident, tx=TRANSACTIONS.ident)
     )
     return dg.AssetCheckResult(passed=orphans == 0, metadata={"orphan_items": orphans})
 
 
-@dg.asset_check(asset=transactions, description="Per business day, rows in PostgreSQL equal the API's total.")
+@dg.asset_check(asset=TRANSACTIONS.key, description="Per business day, rows in PostgreSQL equal the API's total.")
 def transactions_match_api_totals(context: dg.AssetCheckExecutionContext, blaze: BlazeApi) -> dg.AssetCheckResult:
-    client = BlazeClient(blaze.session())
+    client = BlazeClient(blaze.session(), blaze.end_inclusive)
     days = run_days(context)
     mismatches = {}
     with psycopg.connect(database_url()) as conn:
         stored = dict(
             conn.execute(
-                psycopg.sql.SQL(
+                sql.SQL(
                     "SELECT business_date, count(*) FROM {} WHERE business_date = ANY(%s) GROUP BY business_date"
                 ).format(TRANSACTIONS.ident),
                 (days,),
@@ -68,3 +66,6 @@ def transactions_match_api_totals(context: dg.AssetCheckExecutionContext, blaze:
         passed=not mismatches,
         metadata={"days_checked": len(days), "mismatched_days": dg.MetadataValue.json(mismatches)},
     )
+
+
+CHECKS = (transactions_unique_ids, items_have_transactions, transactions_match_api_totals)

@@ -15,11 +15,11 @@ def _mdy(day: date) -> str:
 
 
 class BlazeClient:
-    def __init__(self, session: ApiSession) -> None:
-        self.session = session
+    def __init__(self, session: ApiSession, end_inclusive: bool = True) -> None:
+        self.session, self.end_inclusive = session, end_inclusive
 
     def _page(self, first: date, last: date, skip: int, limit: int) -> dict:
-        end = last if settings.END_INCLUSIVE else last + timedelta(days=1)
+        end = last if self.end_inclusive else last + timedelta(days=1)
         page = self.session.get(
             settings.TRANSACTIONS_ROUTE,
             {"startDate": _mdy(first), "endDate": _mdy(end), "skip": skip, "limit": limit},

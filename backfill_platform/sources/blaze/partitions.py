@@ -1,7 +1,9 @@
-"""Daily partitions by the shop's local business day."""
+"""Daily partitions by the shop's local business day, from the configured first day."""
 
 import dagster as dg
 
-from backfill_platform.sources.blaze import settings
+from backfill_platform.sources.contract import SourceConfig
 
-daily = dg.DailyPartitionsDefinition(start_date=settings.START_DATE, timezone=settings.TIMEZONE)
+
+def daily(config: SourceConfig) -> dg.TimeWindowPartitionsDefinition:
+    return dg.DailyPartitionsDefinition(start_date=config.start.isoformat(), timezone=config.timezone)

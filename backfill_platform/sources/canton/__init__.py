@@ -1,24 +1,33 @@
 """Canton / Splice Scan: ledger updates and their events, daily by record time."""
 
-import dagster as dg
-
+from backfill_platform import config
 from backfill_platform.resources.apis import CantonApi
-from backfill_platform.sources.canton import assets, checks, partitions, settings
-
-CREDENTIALS: tuple[str, ...] = ()  # Scan declares no authentication
-PARTITIONS = partitions.daily
-ASSETS = (assets.scan,)
+from backfill_platform.sources.canton import assets, checks, partitions, settings, tables
+from backfill_platform.sources.contract import Automation, Option, Source, SourceConfig
 
 
-def resource() -> CantonApi:
+def resource(cfg: SourceConfig) -> CantonApi:
     return CantonApi(
         max_attempts=settings.MAX_ATTEMPTS,
         max_retry_wait_s=settings.MAX_RETRY_WAIT_S,
+        migrations=cfg["MIGRATIONS"],
     )
 
 
-defs = dg.Definitions(
-    assets=list(ASSETS),
-    asset_checks=[checks.updates_unique_and_migrated, checks.events_unique_and_anchored, checks.updates_per_migration],
-    resources={"canton": resource()},
+SOURCE = Source(
+    name="canton",
+    title="Canton / Splice Scan",
+    first_day=settings.FIRST_DAY,
+    timezone=settings.TIMEZONE,
+    credentials=(),  # Scan declares no authentication
+    tables=(tables.UPDATES, tables.EVENTS),
+    resource=resource,
+    partitions=partitions.daily,
+    assets=assets.build,
+    checks=checks.CHECKS,
+    automation=Automation(window_days=settings.SCHEDULE_WINDOW_DAYS, time_of_day=settings.SCHEDULE_TIME),
+    options=(
+        Option("STREAMS", settings.STREAMS, config.parse_positive_int, "a whole number of days of at least 1"),
+        Option("MIGRATIONS", "", config.parse_int_list, "a comma list of migration ids; write e.g. 0,1,2"),
+    ),
 )

@@ -5,11 +5,10 @@ import psycopg
 from psycopg import sql
 
 from backfill_platform.database import database_url, fetch_one
-from backfill_platform.sources.canton.assets import EVENTS_KEY, UPDATES_KEY
 from backfill_platform.sources.canton.tables import EVENTS, UPDATES
 
 
-@dg.asset_check(asset=UPDATES_KEY, description="No update id appears twice and no migration id is NULL.")
+@dg.asset_check(asset=UPDATES.key, description="No update id appears twice and no migration id is NULL.")
 def updates_unique_and_migrated() -> dg.AssetCheckResult:
     total, distinct, null_migrations = fetch_one(
         sql.SQL(
@@ -22,7 +21,7 @@ def updates_unique_and_migrated() -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset=EVENTS_KEY, description="No event id twice; every event's update exists (no orphans).")
+@dg.asset_check(asset=EVENTS.key, description="No event id twice; every event's update exists (no orphans).")
 def events_unique_and_anchored() -> dg.AssetCheckResult:
     total, distinct = fetch_one(sql.SQL("SELECT count(*), count(DISTINCT event_id) FROM {}").format(EVENTS.ident))
     (orphans,) = fetch_one(
@@ -36,7 +35,7 @@ def events_unique_and_anchored() -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset=UPDATES_KEY, description="Per migration: record-time range and count (overlaps are expected).")
+@dg.asset_check(asset=UPDATES.key, description="Per migration: record-time range and count (overlaps are expected).")
 def updates_per_migration() -> dg.AssetCheckResult:
     with psycopg.connect(database_url()) as conn:
         rows = conn.execute(
@@ -48,3 +47,6 @@ def updates_per_migration() -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=all(n > 0 and lo <= hi for _, n, lo, hi in rows), metadata={"migrations": dg.MetadataValue.json(summary)}
     )
+
+
+CHECKS = (updates_unique_and_migrated, events_unique_and_anchored, updates_per_migration)

@@ -80,13 +80,13 @@ def _time(text: str) -> datetime:
 
 
 class CantonClient:
-    def __init__(self, session: ApiSession, page_size: int = settings.PAGE_SIZE) -> None:
-        self.session, self.page_size = session, page_size
+    def __init__(self, session: ApiSession, page_size: int = settings.PAGE_SIZE, migrations: str = "") -> None:
+        self.session, self.page_size, self.configured_migrations = session, page_size, migrations
 
     def migrations(self) -> list[Migration]:
         """Each migration's record-time range (backfilling/migration-info), or the configured ids."""
-        if settings.MIGRATIONS:
-            return [Migration(int(m), None, None) for m in settings.MIGRATIONS.split(",")]
+        if self.configured_migrations:
+            return [Migration(int(m), None, None) for m in self.configured_migrations.split(",")]
         found, m = [], 0
         while True:
             try:

@@ -1,7 +1,9 @@
-"""Daily partitions by record time (UTC)."""
+"""Daily partitions by record time (UTC), from the configured first day."""
 
 import dagster as dg
 
-from backfill_platform.sources.canton import settings
+from backfill_platform.sources.contract import SourceConfig
 
-daily = dg.DailyPartitionsDefinition(start_date=settings.START_DATE, timezone="UTC")
+
+def daily(config: SourceConfig) -> dg.TimeWindowPartitionsDefinition:
+    return dg.DailyPartitionsDefinition(start_date=config.start.isoformat(), timezone=config.timezone)

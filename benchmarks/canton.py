@@ -97,8 +97,9 @@ def _is_postgres(pid: int) -> bool:
 
 
 def run(dsn: str, days: int = 10, scale: float = 10.0, first: str = "2024-07-01") -> CantonBenchResult:
-    from backfill_platform.sources.canton import assets
+    from backfill_platform.sources import load, named
 
+    scan = named("canton", load()).assets
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("DROP SCHEMA IF EXISTS canton CASCADE")
         conn.execute("DROP SCHEMA IF EXISTS backfill_platform CASCADE")
@@ -116,7 +117,7 @@ def run(dsn: str, days: int = 10, scale: float = 10.0, first: str = "2024-07-01"
         }
         before = _cpu_by_party(sandbox.proc.pid)
         started = time.perf_counter()
-        result = dg.materialize([assets.scan], resources=resources, tags={RANGE_START_TAG: first, RANGE_END_TAG: last})
+        result = dg.materialize(scan, resources=resources, tags={RANGE_START_TAG: first, RANGE_END_TAG: last})
         seconds = time.perf_counter() - started
         after = _cpu_by_party(sandbox.proc.pid)
     assert result.success

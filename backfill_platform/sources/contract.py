@@ -1,0 +1,113 @@
+"""What a source declares, and what the platform builds from it (the definitions, the CLI and automation)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import dagster as dg
+
+from backfill_platform import config
+from backfill_platform.io_managers.spec import TableSpec
+from backfill_platform.settings import API_TAG
+
+
+@dataclass(frozen=True)
+class Option:
+    """A source setting beyond its start day, read from BACKFILL_<SOURCE>_<NAME> when the definitions are built."""
+
+    name: str
+    default: str
+    parse: Callable[[str], Any]
+    expect: str  # completes "BACKFILL_X_NAME='…' is not …", e.g. "a time zone; write e.g. America/New_York"
+
+
+@dataclass(frozen=True)
+class Automation:
+    """What a daily schedule of this source re-runs: the trailing days whose data may still change, when the day's
+    data is final (HH:MM in the source's time zone), and any days ahead the API already publishes."""
+
+    window_days: int
+    time_of_day: str
+    days_ahead: int = 0
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """A source's settings as read from the environment."""
+
+    source: str
+    start: date
+    timezone: str  # of the partitions and of automation: the source's, or its TIMEZONE option when it has one
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.options[name]
+
+
+PartitionsFactory = Callable[[SourceConfig], dg.TimeWindowPartitionsDefinition]
+AssetsFactory = Callable[[SourceConfig, dg.TimeWindowPartitionsDefinition], Sequence[dg.AssetsDefinition]]
+
+
+@dataclass(frozen=True)
+class Source:
+    """One API's history: everything the platform needs to know, and nothing it has to guess by attribute."""
+
+    name: str  # resource key, pool, API tag, asset-key prefix and Postgres schema
+    title: str
+    first_day: date  # the API's documented first day; BACKFILL_<SOURCE>_START overrides it
+    timezone: str  # the partitions' time zone (an Option named TIMEZONE overrides it)
+    credentials: tuple[str, ...]  # environment variables holding secrets; none set → the sandbox
+    tables: tuple[TableSpec, ...]
+    resource: Callable[[SourceConfig], dg.ConfigurableResource]
+    partitions: PartitionsFactory
+    assets: AssetsFactory
+    checks: Sequence[dg.AssetChecksDefinition]
+    automation: Automation
+    options: tuple[Option, ...] = ()
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """Run tags of this source's runs: the run queue limits concurrent runs per API on this tag."""
+        return {API_TAG: self.name}
+
+    @property
+    def start_var(self) -> str:
+        return config.source_var(self.name, "start")
+
+    def read_config(self, environ: Mapping[str, str] | None = None) -> SourceConfig:
+        start = config.read(
+            self.start_var, self.first_day.isoformat(), config.parse_date, "a date; write YYYY-MM-DD", environ
+        )
+        options = {
+            o.name: config.read(config.source_var(self.name, o.name), o.default, o.parse, o.expect, environ)
+            for o in self.options
+        }
+        return SourceConfig(self.name, start, options.get("TIMEZONE", self.timezone), options)
+
+
+@dataclass(frozen=True)
+class LoadedSource:
+    """A source built with its configuration: the partitions, assets, checks and resource Dagster runs."""
+
+    source: Source
+    config: SourceConfig
+    partitions: dg.TimeWindowPartitionsDefinition
+    assets: tuple[dg.AssetsDefinition, ...]
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    @property
+    def asset_keys(self) -> list[dg.AssetKey]:
+        return [key for a in self.assets for key in a.keys]
+
+    def definitions(self) -> dg.Definitions:
+        return dg.Definitions(
+            assets=list(self.assets),
+            asset_checks=list(self.source.checks),
+            resources={self.name: self.source.resource(self.config)},
+        )
