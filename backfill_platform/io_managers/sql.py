@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from backfill_platform.io_managers.spec import TableSpec
+from backfill_platform.io_managers.spec import TableSpec, literal
 
 STAGING = sql.Identifier("backfill_staging")
 
@@ -21,7 +21,7 @@ def create_table(spec: TableSpec) -> sql.Composed:
     defs = [
         sql.SQL("{} {}{}").format(
             sql.Identifier(c.name),
-            sql.SQL(c.type),
+            sql.SQL(literal(c.type)),
             sql.SQL("" if c.nullable and c.name not in spec.primary_key else " NOT NULL"),
         )
         for c in spec.columns
@@ -44,7 +44,7 @@ def create_index(spec: TableSpec, columns: tuple[str, ...]) -> sql.Composed:
 def add_column(spec: TableSpec, column: str) -> sql.Composed:
     c = spec.column(column)
     return sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
-        spec.ident, sql.Identifier(c.name), sql.SQL(c.type)
+        spec.ident, sql.Identifier(c.name), sql.SQL(literal(c.type))
     )
 
 

@@ -18,9 +18,10 @@ import psycopg
 from psycopg import errors, sql
 from psycopg.types.json import Jsonb, set_json_dumps
 
+from backfill_platform.database import one_row
 from backfill_platform.io_managers import ledger
 from backfill_platform.io_managers import sql as q
-from backfill_platform.io_managers.spec import SqlInsert, TableSpec
+from backfill_platform.io_managers.spec import SqlInsert, TableSpec, literal
 
 set_json_dumps(orjson.dumps)  # dict/list values of jsonb columns are dumped by orjson
 
@@ -90,7 +91,7 @@ def ensure_table(conn: psycopg.Connection, spec: TableSpec, asset: str, indexes:
                     )
                 conn.execute(q.add_column(spec, column.name))
                 continue
-            wanted = conn.execute(q.canonical_type(), {"type": column.type}).fetchone()[0]
+            wanted = one_row(conn, q.canonical_type(), {"type": column.type})[0]
             have = existing[column.name][0]
             if wanted is not None and have.split("(")[0] != wanted.split("(")[0]:
                 raise WriteError(
@@ -114,9 +115,9 @@ def build_indexes(conn: psycopg.Connection, spec: TableSpec) -> None:
 
 
 def table_is_empty(conn: psycopg.Connection, spec: TableSpec) -> bool:
-    if conn.execute("SELECT to_regclass(%s)", (spec.qualified,)).fetchone()[0] is None:
+    if one_row(conn, "SELECT to_regclass(%s)", (spec.qualified,))[0] is None:
         return True
-    return not conn.execute(psycopg.sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(spec.ident)).fetchone()[0]
+    return not one_row(conn, sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(spec.ident))[0]
 
 
 def _jsonb_columns(spec: TableSpec, columns: Sequence[str]) -> list[int]:
@@ -170,7 +171,7 @@ def _copy(cur: psycopg.Cursor, spec: TableSpec, columns: tuple[str, ...], rows: 
 
 
 def _check_staging(cur: psycopg.Cursor, spec: TableSpec, target: Target) -> None:
-    nulls = cur.execute(q.null_key_counts(spec)).fetchone()
+    nulls = one_row(cur, q.null_key_counts(spec))
     for key, n in zip(spec.primary_key, nulls, strict=True):
         if n:
             raise WriteError(target.where(f"key column {key} is NULL in {n} rows; every row needs its key"))
@@ -179,7 +180,7 @@ def _check_staging(cur: psycopg.Cursor, spec: TableSpec, target: Target) -> None
         key = ", ".join(f"{k}={v!r}" for k, v in zip(spec.primary_key, dup[:-1], strict=True))
         raise WriteError(target.where(f"duplicate key ({key}) appears {dup[-1]} times in one batch; de-duplicate it"))
     if spec.partition_column and target.start is not None:
-        n, lo, hi = cur.execute(q.outside_window(spec), {"start": target.start, "end": target.end}).fetchone()
+        n, lo, hi = one_row(cur, q.outside_window(spec), {"start": target.start, "end": target.end})
         if n:
             raise WriteError(
                 target.where(
@@ -210,7 +211,7 @@ def write_partition(
             ensure_table(conn, spec, target.asset, indexes=not target.defer_indexes)
             cur.execute(q.advisory_lock(), {"table": spec.qualified, "partition": target.partition})
             if isinstance(data, SqlInsert):
-                select = sql.SQL(data.select) if isinstance(data.select, str) else data.select
+                select = sql.SQL(literal(data.select)) if isinstance(data.select, str) else data.select
                 rows, size = _insert_select(cur, spec, select, {**bounds, **data.params}), 0
             else:
                 if isinstance(data, pd.DataFrame):
@@ -219,7 +220,7 @@ def write_partition(
                 _check_columns(spec, columns, target)
                 cur.execute(q.create_staging(spec))
                 rows = _copy(cur, spec, columns, data)
-                size = cur.execute("SELECT pg_total_relation_size('backfill_staging')").fetchone()[0]
+                size = one_row(cur, "SELECT pg_total_relation_size('backfill_staging')")[0]
                 _check_staging(cur, spec, target)
                 if spec.write_mode == "replace":
                     cur.execute(q.delete_slice(spec) if spec.partition_column else q.delete_all(spec), bounds)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from backfill_platform.database import one_row
 from backfill_platform.errors import ConfigurationError
 from backfill_platform.settings import PLATFORM_SCHEMA
 
@@ -160,7 +161,7 @@ class RateBudget:
 
     def try_acquire(self) -> tuple[bool, float]:
         """One decision: (allowed, seconds until a slot frees up)."""
-        ok, wait_s, _ = self._conn().execute(CLAIM_SQL, self._params).fetchone()
+        ok, wait_s, _ = one_row(self._conn(), CLAIM_SQL, self._params)
         return bool(ok), max(0.0, float(wait_s or 0.0))
 
     def acquire(self) -> float:

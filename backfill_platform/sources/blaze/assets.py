@@ -93,7 +93,7 @@ def fetch_transactions(context: dg.AssetExecutionContext, blaze: BlazeApi, shop_
                         continue
                     seen.add(tx["id"])
                     row = transaction_row(tx, shop_tz)
-                    if row.business_date in by_day:
+                    if row.business_date is not None and row.business_date in by_day:
                         by_day[row.business_date].append(row)
                     else:
                         stray += 1  # the API placed it in this window but its business day is outside the run
