@@ -108,10 +108,25 @@ def test_backfill_uses_the_sandbox_and_status_reports_it(db_url: str, tmp_path) 
     env, proc = backfill_with_sandbox("blaze", "2024-03-01", "2024-03-02", db_url, tmp_path)
     assert "from the sandbox at http://127.0.0.1:" in proc.stdout and "SUCCESS" in proc.stdout
     assert "check transactions_match_api_totals: passed" in proc.stdout
+    import math
+    import re
+    from datetime import date
+
+    from backfill_platform.sandbox.core import SandboxConfig
+    from backfill_platform.sandbox.generators import blaze as truth
+
+    run_id = re.search(r"run ([0-9a-f-]{36}): SUCCESS", proc.stdout)
+    assert run_id is not None
     with psycopg.connect(db_url) as conn:
         days = conn.execute("SELECT count(DISTINCT business_date) FROM blaze.transactions").fetchone()[0]
-        runs = conn.execute("SELECT count(*) FROM runs WHERE status = 'SUCCESS'").fetchone()[0]
-    assert days == 2 and runs >= 1  # the run is recorded in the platform's Dagster instance
+        status = conn.execute("SELECT status FROM runs WHERE run_id = %s", (run_id.group(1),)).fetchone()
+    assert days == 2 and status == ("SUCCESS",)  # the run is recorded in the platform's Dagster instance
+    seed = SandboxConfig().seed
+    expected = sum(len(truth.transactions_for_day(seed, date(2024, 3, d))) for d in (1, 2))
+    # two days are one window: its pages and nothing more
+    assert f"blaze/transactions: {expected:,} rows in 2 partitions, {math.ceil(expected / 100)} API calls" in (
+        proc.stdout
+    )
     status = subprocess.run([*CLI, "status"], capture_output=True, text=True, timeout=60, env=env)
     assert "blaze/transactions: 2 partitions 2024-03-01..2024-03-02" in status.stdout
 
@@ -131,7 +146,16 @@ def test_backfill_canton_lands_updates_and_events_through_the_cli(db_url: str, t
             "SELECT count(*), count(DISTINCT record_time::date) FROM canton.updates"
         ).fetchone()
         (events,) = conn.execute("SELECT count(*) FROM canton.events").fetchone()
-    assert days == 2 and updates > 0 and events > updates
+    from datetime import UTC, datetime
+
+    from backfill_platform.sandbox.core import SandboxConfig
+    from backfill_platform.sandbox.generators import canton as truth
+
+    cfg = SandboxConfig()
+    start = datetime(2024, 7, 1, tzinfo=UTC)
+    expected = truth.updates_in_window(cfg.seed, cfg.scale, start, start.replace(day=3))
+    assert days == 2 and updates == len(expected)
+    assert events == sum(len(u["events_by_id"]) if "events_by_id" in u else 1 for u in expected)
     assert f"canton/updates: {updates:,} rows in 2 partitions" in proc.stdout
     assert f"canton/events: {events:,} rows in 2 partitions" in proc.stdout
 

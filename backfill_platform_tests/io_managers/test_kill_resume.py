@@ -84,3 +84,29 @@ def test_sigkill_mid_range_then_retry_resumes(db_url: str, tmp_path: Path) -> No
     )
     refetched = [k for run, k in (line.split() for line in log.read_text().splitlines()) if run == fresh.run_id]
     assert len(refetched) == 6
+
+
+def test_resume_is_answered_by_the_database_the_io_manager_writes_to(db_url: str, pg_server: str) -> None:
+    """BACKFILL_DATABASE_URL names one database, the IO manager another: the ledger that decides is the writer's."""
+    from backfill_platform_tests.conftest import create_database
+    from backfill_platform_tests.io_managers.fixtures import events_asset
+
+    other = create_database(pg_server, "resume_other")
+    io = {"io_manager": PostgresIOManager(database_url=other)}
+    tags = {**range_tags("2024-03-01", "2024-03-04"), "dagster/backfill": "bf-other-db"}
+    fetched: list[str] = []
+    first = dg.materialize([events_asset(fetched=fetched)], resources=io, tags=tags)
+    assert first.success and fetched == ["2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04"]
+    # The retry of the same backfill resumes from `other`'s ledger: nothing is fetched again.
+    retry = dg.materialize([events_asset(fetched=fetched)], resources=io, tags=tags)
+    assert retry.success and len(fetched) == 4
+    resumed = [
+        e.materialization
+        for e in retry.get_asset_materialization_events()
+        if e.materialization.partition == "2024-03-02"
+    ]
+    assert [(m.metadata["rows"].value, m.metadata["committed_by_run"].value) for m in resumed] == [(5, first.run_id)]
+    with psycopg.connect(other) as conn:
+        assert conn.execute("SELECT count(*) FROM backfill_platform.ledger").fetchone() == (4,)
+    assert all(run == first.run_id for _, run, _ in _ledger(other))
+    assert not any(lineage == "backfill:bf-other-db" for _, _, lineage in _ledger(db_url))
