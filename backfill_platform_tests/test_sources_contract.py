@@ -87,14 +87,14 @@ def test_a_bad_setting_stops_the_definitions_from_loading_with_that_line() -> No
 
 
 def test_a_source_declared_twice_is_refused() -> None:
-    with pytest.raises(ConfigurationError, match="^source 'blaze' is declared twice in the registry"):
+    with pytest.raises(ConfigurationError, match=r"^source 'blaze' is declared twice in the registry"):
         load(sources=(blaze.SOURCE, canton.SOURCE, blaze.SOURCE))
 
 
 def test_an_asset_without_a_table_spec_names_its_source() -> None:
     ghost_asset = dg.asset(key=["ghost", "things"])(lambda: None)
     ghost = dataclasses.replace(blaze.SOURCE, name="ghost", assets=lambda config, partitions: [ghost_asset])
-    with pytest.raises(ConfigurationError, match="^source ghost: asset ghost/things has no table spec"):
+    with pytest.raises(ConfigurationError, match=r"^source ghost: asset ghost/things has no table spec"):
         load(sources=(ghost,))
 
 
