@@ -251,16 +251,25 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 opened.append(local.conn)
             return batch, write_partition(local.conn, target_of(batch), batch.rows, batch.columns, children_of(batch))
 
+        produced = iter(batches)
         try:
             with ThreadPoolExecutor(max_workers=self.writers, thread_name_prefix="partition-writer") as pool:
-                # Dagster's context is not thread-safe: results are reported from this thread as they complete.
-                in_flight: set[Future] = set()
-                for batch in batches:
-                    in_flight.add(pool.submit(write, batch))
-                    if len(in_flight) >= self.writers:
-                        done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                        yield from (f.result() for f in done)
-                yield from (f.result() for f in as_completed(in_flight))
+                try:
+                    # Dagster's context is not thread-safe: results are reported from this thread as they complete.
+                    in_flight: set[Future] = set()
+                    for batch in produced:
+                        in_flight.add(pool.submit(write, batch))
+                        if len(in_flight) >= self.writers:
+                            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                            yield from (f.result() for f in done)
+                    yield from (f.result() for f in as_completed(in_flight))
+                except BaseException:
+                    # Stop the source before waiting for the other writers: one may be reading rows that a stopped
+                    # fetch will never send (a failed partition must not leave the run hanging).
+                    close = getattr(produced, "close", None)
+                    if close is not None:
+                        close()
+                    raise
         finally:
             for conn in opened:
                 conn.close()

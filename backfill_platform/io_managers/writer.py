@@ -206,9 +206,9 @@ def write_partition(
     bounds = {"start": target.start, "end": target.end}
     child_stats: dict[str, WriteStats] = {}
     current = target
+    _ensure_tables(conn, [target, *(c for c, _ in children)])
     try:
         with conn.transaction(), conn.cursor() as cur:
-            ensure_table(conn, spec, target.asset, indexes=not target.defer_indexes)
             cur.execute(q.advisory_lock(), {"table": spec.qualified, "partition": target.partition})
             if isinstance(data, SqlInsert):
                 select = sql.SQL(literal(data.select)) if isinstance(data.select, str) else data.select
@@ -229,7 +229,6 @@ def write_partition(
                     cur.execute(q.merge_from_staging(spec))
             _record(cur, target, rows, size, time.perf_counter() - started)
             for current, select in children:
-                ensure_table(conn, current.spec, current.asset, indexes=not current.defer_indexes)
                 cur.execute(q.advisory_lock(), {"table": current.spec.qualified, "partition": current.partition})
                 child_started = time.perf_counter()
                 n = _insert_select(cur, current.spec, select, {"start": current.start, "end": current.end})
@@ -240,10 +239,24 @@ def write_partition(
         raise
     except (errors.DataError, errors.IntegrityError) as exc:
         raise WriteError(current.where(_explain(exc))) from None
-    # Only now, with the DDL committed, may other connections of this process skip it.
-    for t in (target, *(c for c, _ in children)):
-        _ensured.add(_ensured_key(conn, t.spec, not t.defer_indexes))
     return WriteStats(rows=rows, bytes=size, seconds=time.perf_counter() - started, children=child_stats)
+
+
+def _ensure_tables(conn: psycopg.Connection, targets: Sequence[Target]) -> None:
+    """Tables, columns and indexes in a short transaction of their own, before the partition's.
+
+    Its locks (DDL, ledger) are released before the partition waits for its rows: held across a partition whose rows
+    come from a fetch still queued behind another partition's, they deadlocked two writers (measured with one
+    fetch thread, BACKFILL_CANTON_STREAMS=1)."""
+    todo = [t for t in targets if _ensured_key(conn, t.spec, not t.defer_indexes) not in _ensured]
+    if not todo:
+        return
+    with conn.transaction():
+        for t in todo:
+            ensure_table(conn, t.spec, t.asset, indexes=not t.defer_indexes)
+    # Only now, with the DDL committed, may other connections of this process skip it.
+    for t in todo:
+        _ensured.add(_ensured_key(conn, t.spec, not t.defer_indexes))
 
 
 def _insert_select(cur: psycopg.Cursor, spec: TableSpec, select: sql.Composable, params: Mapping[str, Any]) -> int:

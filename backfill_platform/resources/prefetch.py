@@ -68,7 +68,8 @@ class Prefetch:
                 try:
                     item = self._queue.get(timeout=_POLL_S)
                 except queue.Empty:
-                    if self._future.done() and self._queue.empty():  # stopped, or died without a word
+                    # Stopped (the run is failing), never to start (cancelled), or died without a word.
+                    if self._stop.is_set() or (self._future.done() and self._queue.empty()):
                         raise RuntimeError("the fetch ahead of this partition stopped before its end") from None
                     continue
                 if item is _DONE:

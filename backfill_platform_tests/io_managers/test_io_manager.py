@@ -434,3 +434,46 @@ def test_a_derived_table_commits_with_its_partition_or_not_at_all(io, db_url) ->
     assert rows(db_url, "SELECT count(*), count(DISTINCT word) FROM iotest.words") == [(15, 1)]
     ledger = "SELECT asset, count(DISTINCT partition), count(*) FROM backfill_platform.ledger GROUP BY 1 ORDER BY 1"
     assert rows(db_url, ledger) == [("iotest/events", 3, 4), ("iotest/words", 3, 4)]  # 03-01 by both runs
+
+
+@pytest.mark.timeout(60)
+def test_a_failing_partition_stops_the_source_instead_of_hanging_the_run(io, db_url) -> None:
+    """Day 1's writer fails while day 1's fetch still holds the only fetch thread and day 2's writer waits on rows
+    that fetch thread would produce next: the run must fail with day 1's error, not wait forever."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from backfill_platform.resources.prefetch import Prefetch
+
+    @ranged_events
+    def events(context):
+        fetch_pool = ThreadPoolExecutor(1)  # one fetch thread, as with BACKFILL_CANTON_STREAMS=1
+
+        def produce(keys):
+            streams = []
+
+            def chunks(key: str, bad: bool):
+                rows = day_rows(key)
+                if bad:  # not a timestamp: COPY fails on the first chunk, the rest can never be delivered
+                    rows[0] = (rows[0][0], "not a time", *rows[0][2:])
+                for _ in range(50):
+                    yield rows
+                    rows = [(f"{r[0]}+", *r[1:]) for r in rows]
+
+            try:
+                for n, key in enumerate(keys):
+                    stream = Prefetch(fetch_pool, lambda k=key, b=(n == 0): chunks(k, b), max_chunks=1)
+                    streams.append(stream)
+                    yield PartitionBatch(key, stream.rows())
+            except BaseException:
+                for stream in streams:
+                    stream.close()
+                fetch_pool.shutdown(wait=False, cancel_futures=True)
+                raise
+
+        return Batches(produce)
+
+    started = time.monotonic()
+    with pytest.raises(WriteError, match=r"asset iotest/events partition 2024-03-01: column ts"):
+        dg.materialize([events], resources=io, tags=range_tags("2024-03-01", "2024-03-03"))
+    assert time.monotonic() - started < 30
+    assert rows(db_url, "SELECT count(*) FROM iotest.events WHERE ts::date = '2024-03-01'") == [(0,)]
