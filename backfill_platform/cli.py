@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
+import signal
 import socket
+import subprocess
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -59,31 +60,53 @@ def _db_stop(args: argparse.Namespace) -> int:
 
 @command
 def _dev(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("dev", help="run the Dagster UI and daemon on the platform's Postgres (dagster dev)")
+    parser = sub.add_parser(
+        "dev", help="the Dagster UI and daemon on the platform's Postgres (the sandbox for sources without credentials)"
+    )
     parser.add_argument("--port", type=int, default=3000, help="UI port (default 3000)")
     parser.add_argument("--host", default="127.0.0.1", help="UI host (default 127.0.0.1)")
     parser.set_defaults(handler=_run_dev)
 
 
 def _run_dev(args: argparse.Namespace) -> int:
+    from backfill_platform.backfills import stop_group
+    from backfill_platform.endpoints import serving
+    from backfill_platform.sources import SOURCES
+
     require_free_port(args.port, "--port")
     env = platform_environment()
-    workspace = settings.project_root() / "workspace.yaml"
-    cmd = [
-        sys.executable,
-        "-m",
-        "dagster",
-        "dev",
-        "-w",
-        str(workspace),
-        "-p",
-        str(args.port),
-        "-h",
-        args.host,
-    ]
-    os.chdir(settings.project_root())
-    os.execvpe(cmd[0], cmd, env)
-    return 0  # unreachable: exec replaces this process
+    with serving(SOURCES, environ=env) as (extra, endpoints):
+        env.update(extra)
+        for endpoint in endpoints:
+            print(endpoint.describe())
+        cmd = [
+            sys.executable,
+            "-m",
+            "dagster",
+            "dev",
+            "-w",
+            str(settings.project_root() / "workspace.yaml"),
+            "-p",
+            str(args.port),
+            "-h",
+            args.host,
+        ]
+        print(f"Dagster UI at http://{args.host}:{args.port} (DAGSTER_HOME={env['DAGSTER_HOME']}); Ctrl-C stops it")
+        sys.stdout.flush()
+        # cwd = DAGSTER_HOME: no stray dagster.yaml warning, no storage/ inside the checkout
+        proc = subprocess.Popen(cmd, cwd=env["DAGSTER_HOME"], env=env, start_new_session=True)
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            return 130
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            stop_group(proc)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @command
@@ -173,10 +196,14 @@ def _source_names() -> list[str]:
 
 @command
 def _backfill(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("backfill", help="backfill a source's assets over a date range as one Dagster run")
-    parser.add_argument("source", help=" or ".join(_source_names()))
-    parser.add_argument("--from", dest="first", required=True, help="first partition, YYYY-MM-DD")
-    parser.add_argument("--to", dest="last", required=True, help="last partition, YYYY-MM-DD (inclusive)")
+    parser = sub.add_parser(
+        "backfill", help="backfill a source (or some of its assets) over a date range, as an asset backfill"
+    )
+    parser.add_argument(
+        "target", nargs="?", help=f"a source ({', '.join(_source_names())}) or asset keys, e.g. blaze/transactions"
+    )
+    parser.add_argument("--from", dest="first", help="first partition, YYYY-MM-DD")
+    parser.add_argument("--to", dest="last", help="last partition, YYYY-MM-DD (inclusive)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--sandbox",
@@ -186,16 +213,49 @@ def _backfill(sub: argparse._SubParsersAction) -> None:
         help="use the local simulators even if credentials are set",
     )
     mode.add_argument("--real", dest="sandbox", action="store_false", help="require the real API's credentials")
+    parser.add_argument("--no-wait", action="store_true", help="print the backfill id and return at once")
+    parser.add_argument("--follow", metavar="ID", help="re-attach to a backfill and follow it to the end")
+    parser.add_argument("--cancel", metavar="ID", help="cancel a backfill (its running runs are terminated)")
+    parser.add_argument("--verbose", action="store_true", help="also print Dagster's own event stream")
     parser.set_defaults(handler=_run_backfill)
 
 
 def _run_backfill(args: argparse.Namespace) -> int:
-    from backfill_platform.runner import run_backfill
-    from backfill_platform.summary import summarize
+    from backfill_platform.runner import Follow, cancel_backfill, reattach, run_backfill
 
-    done = run_backfill(args.source, args.first, args.last, args.sandbox)
-    print(summarize(done.result, done.seconds))
-    return 0 if done.success else 1
+    _quiet(args.verbose)
+    if args.cancel:
+        cancel_backfill(args.cancel)
+        print(f"backfill {args.cancel}: canceling")
+        return 0
+    if args.follow:
+        done = [reattach(args.follow, Follow(tty=sys.stdout.isatty()))]
+        ids = [args.follow]
+    else:
+        if not (args.target and args.first and args.last):
+            raise ConfigurationError("backfill needs a source or asset keys, --from and --to (or --follow/--cancel ID)")
+        result = run_backfill([args.target], args.first, args.last, args.sandbox, wait=not args.no_wait)
+        if args.no_wait:
+            return 0
+        done, ids = result, []
+    return _print_reports(done, ids)
+
+
+def _print_reports(done: list, ids: list[str]) -> int:
+    failed = 0
+    for n, state in enumerate(done):
+        backfill_id = ids[n] if n < len(ids) else state.backfill_id
+        print("\n".join(state.report(backfill_id)))
+        failed += not state.succeeded
+    return 1 if failed else 0
+
+
+def _quiet(verbose: bool) -> None:
+    """Dagster's DEBUG event stream stays out of the terminal unless asked for."""
+    if not verbose:
+        import logging
+
+        logging.getLogger("dagster").setLevel(logging.WARNING)
 
 
 @command
@@ -204,6 +264,7 @@ def _demo(sub: argparse._SubParsersAction) -> None:
         "demo", help="backfill the last 30 days of every source (the sandbox unless credentials are set)"
     )
     parser.add_argument("--days", type=int, default=30, help="days to backfill (default 30)")
+    parser.add_argument("--verbose", action="store_true", help="also print Dagster's own event stream")
     parser.set_defaults(handler=_run_demo)
 
 
@@ -211,35 +272,62 @@ def _run_demo(args: argparse.Namespace) -> int:
     from datetime import date, timedelta
 
     from backfill_platform.runner import run_backfill
-    from backfill_platform.summary import summarize
 
     if args.days < 1:
         raise ConfigurationError(f"--days must be at least 1 (got {args.days})")
+    _quiet(args.verbose)
     last = date.today() - timedelta(days=2)
     first = last - timedelta(days=args.days - 1)
-    failed = 0
-    for name in _source_names():
-        done = run_backfill(name, first.isoformat(), last.isoformat())
-        print(summarize(done.result, done.seconds))
-        failed += not done.success
+    done = run_backfill(_source_names(), first.isoformat(), last.isoformat())
+    code = _print_reports(done, [])
     print("Re-run it: committed days are replaced atomically; `backfill-platform dev` shows the runs in the UI.")
-    return 1 if failed else 0
+    return code
 
 
 @command
 def _status(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("status", help="what the ledger holds: partitions, rows and last commit per asset")
+    parser = sub.add_parser(
+        "status",
+        help="per asset over a range of days: partitions materialized, missing and failed, rows, last run "
+        "(exit 0 complete, 2 gaps, 1 error)",
+    )
+    parser.add_argument(
+        "target", nargs="?", help="a source (" + ", ".join(_source_names()) + ") or an asset key (blaze/transactions)"
+    )
+    parser.add_argument("--from", dest="first", help="first day, YYYY-MM-DD (default: the source's first day)")
+    parser.add_argument(
+        "--to", dest="last", help="last day, YYYY-MM-DD, inclusive (default: the latest complete partition)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON document: a list of per-asset objects")
     parser.set_defaults(handler=_run_status)
 
 
 def _run_status(args: argparse.Namespace) -> int:
+    import json
+
+    import psycopg
+
+    from backfill_platform import status
     from backfill_platform.database import database_url
     from backfill_platform.sources import load
-    from backfill_platform.summary import ledger_status
 
-    for line in ledger_status(database_url(), load()):
-        print(line)
-    return 0
+    try:  # status answers 1 for bad input (2 means gaps remain)
+        first, last = status.parse_range(args.first, args.last)
+        sources = load()
+        status.select(sources, args.target)  # an unknown name is reported before anything is opened
+        dsn = database_url()
+        with status.open_instance() as (instance, why):
+            if why:
+                print(f"backfill-platform: {why}", file=sys.stderr)
+            statuses = status.report(dsn, sources, args.target, first, last, instance)
+    except (ConfigurationError, psycopg.Error) as exc:
+        print(f"backfill-platform: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps([s.to_json() for s in statuses]))
+    else:
+        print(status.render(statuses))
+    return 0 if all(s.complete for s in statuses) else 2
 
 
 def build_parser() -> argparse.ArgumentParser:

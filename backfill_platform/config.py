@@ -7,6 +7,7 @@ the value and the fix (`BACKFILL_BLAZE_START='2023-13-01' is not a date; write Y
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from datetime import date
 from typing import TypeVar
@@ -31,7 +32,13 @@ def read(var: str, default: str, parse: Callable[[str], T], expect: str, environ
         raise ConfigurationError(f"{var}={raw!r} is not {expect}") from None
 
 
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def parse_date(text: str) -> date:
+    """YYYY-MM-DD only: Python 3.11's date.fromisoformat also takes `20240301` and `2024-W10-1`."""
+    if not ISO_DATE.fullmatch(text):
+        raise ValueError(f"{text!r} is not YYYY-MM-DD")
     return date.fromisoformat(text)
 
 

@@ -1,22 +1,27 @@
-"""Run a backfill from the command line: validate the range, use the sandbox when no credentials are set, and run
-it as one Dagster run on the platform's instance (so it shows in the UI and is retried like any other run)."""
+"""Run a backfill from the command line as the UI does: validate the range, submit an asset backfill, make sure a
+daemon (and, for a source without credentials, the sandbox) serves it, and follow it to the end."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date
+from typing import TextIO
 
 import dagster as dg
 
-from backfill_platform import config, settings
+from backfill_platform import settings
+from backfill_platform.backfills import Progress, cancel, daemon, daemon_running, progress, submit
+from backfill_platform.endpoints import serving
 from backfill_platform.errors import ConfigurationError
-from backfill_platform.instance import dagster_home
+from backfill_platform.instance import platform_environment
 from backfill_platform.sources import load, named
-from backfill_platform.sources.contract import LoadedSource, Source
+from backfill_platform.sources.contract import LoadedSource
 
 
 @dataclass(frozen=True)
@@ -25,25 +30,17 @@ class Range:
     last: str
 
 
-@dataclass(frozen=True)
-class BackfillResult:
-    source: LoadedSource
-    result: dg.ExecuteInProcessResult
-    seconds: float
-
-    @property
-    def success(self) -> bool:
-        return self.result.success
-
-
 def validate_range(source: LoadedSource, first: str, last: str) -> Range:
     """Partition keys the source has, in order: one clear line otherwise."""
+    from backfill_platform.config import parse_date  # YYYY-MM-DD only, unlike date.fromisoformat
+
+    days: list[date] = []
     for flag, key in (("--from", first), ("--to", last)):
         try:
-            date.fromisoformat(key)
+            days.append(parse_date(key))
         except ValueError:
             raise ConfigurationError(f"{flag} {key!r} is not a date; write YYYY-MM-DD") from None
-    if last < first:
+    if days[1] < days[0]:
         raise ConfigurationError(f"the range is inverted: --from {first} is after --to {last}; swap them")
     keys = source.partitions.get_partition_keys()
     if not keys:
@@ -60,60 +57,173 @@ def validate_range(source: LoadedSource, first: str, last: str) -> Range:
     return Range(first, last)
 
 
-@contextmanager
-def api_environment(source: Source, use_sandbox: bool | None) -> Iterator[str]:
-    """The real API when its credentials are set, else the sandbox (started here, stopped after)."""
-    name = source.name
-    base_url_var = config.source_var(name, "base_url")
-    missing = [v for v in source.credentials if not os.environ.get(v)]
-    if not source.credentials and use_sandbox is None:  # no credentials to tell by: the base URL decides
-        use_sandbox = not os.environ.get(base_url_var)
-    if use_sandbox is False and missing:
+RANGE_TAG = "backfill_platform/range"
+
+
+def resolve_target(name: str, loaded: Sequence[LoadedSource]) -> tuple[LoadedSource, list[dg.AssetKey]]:
+    """A source name (all its assets) or a comma list of asset keys of one source (`blaze/transactions`)."""
+    if "/" not in name:
+        source = named(name, loaded)
+        return source, source.asset_keys
+    keys = [dg.AssetKey.from_user_string(k.strip()) for k in name.split(",") if k.strip()]
+    owners = {k.path[0] for k in keys}
+    if len(owners) != 1:
+        raise ConfigurationError(f"asset keys {name!r} belong to {len(owners)} sources; backfill one source at a time")
+    source = named(owners.pop(), loaded)
+    unknown = [k.to_user_string() for k in keys if k not in source.asset_keys]
+    if unknown:
         raise ConfigurationError(
-            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set; export "
-            f"the {name} credentials, or run against the sandbox with --sandbox"
+            f"{source.name} has no asset {unknown[0]}; its assets are "
+            f"{', '.join(k.to_user_string() for k in source.asset_keys)}"
         )
-    if use_sandbox is None:
-        use_sandbox = len(missing) == len(source.credentials)
-        if missing and not use_sandbox:
-            raise ConfigurationError(
-                f"{' and '.join(missing)} not set while other {name} credentials are; "
-                "set them all, or unset them all to use the sandbox"
-            )
-    if not use_sandbox:
-        yield os.environ.get(base_url_var, "the real API")
-        return
-    from backfill_platform.sandbox.server import SandboxProcess, credentials
-
-    saved = dict(os.environ)
-    with SandboxProcess() as sandbox:
-        os.environ.update(sandbox.base_urls())
-        os.environ.update(credentials(sandbox.config))
-        try:
-            yield f"the sandbox at {sandbox.origin}"
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+    return source, keys
 
 
-def run_backfill(name: str, first: str, last: str, use_sandbox: bool | None = None) -> BackfillResult:
+@dataclass
+class Follow:
+    """How to print progress: a live line on a terminal, a plain line every `every_s` otherwise."""
+
+    tty: bool
+    every_s: float = 10.0
+    out: TextIO = sys.stdout
+
+
+def run_backfill(
+    targets: Sequence[str],
+    first: str,
+    last: str,
+    use_sandbox: bool | None = None,
+    wait: bool = True,
+    follow: Follow | None = None,
+) -> list[Progress] | list[str]:
+    """Submit one asset backfill per target over first..last (the daemon runs them) and follow each to the end.
+
+    Returns the backfill ids at once with `wait=False`. When no daemon serves the instance, one runs for the
+    duration, with the sandbox for every source whose credentials are unset."""
     from backfill_platform.database import database_url, redact
 
-    source = named(name, load())
-    span = validate_range(source, first, last)
-    os.environ.setdefault(settings.DATABASE_URL, database_url())
-    os.environ.setdefault("DAGSTER_HOME", str(dagster_home()))
-    with api_environment(source.source, use_sandbox) as where:
-        print(f"backfilling {name} {span.first}..{span.last} from {where} into {redact(database_url()).split('?')[0]}")
+    loaded = load()
+    chosen = [resolve_target(t, loaded) for t in targets]
+    spans = [validate_range(source, first, last) for source, _ in chosen]
+    env = platform_environment()
+    os.environ.update({k: env[k] for k in (settings.DATABASE_URL, "DAGSTER_HOME", settings.HOME)})
+    follow = follow or Follow(tty=sys.stdout.isatty())
+    with dg.DagsterInstance.get() as instance, ExitStack() as stack:
+        own_daemon = not daemon_running(instance)
+        own: subprocess.Popen | None = None
+        if own_daemon:
+            extra, endpoints = stack.enter_context(serving([s.source for s, _ in chosen], use_sandbox, env))
+            env.update(extra)
+            own = stack.enter_context(daemon(env))
+            for endpoint in endpoints:
+                print(endpoint.describe(), file=follow.out)
+            print("a Dagster daemon runs for this command (none was running for this instance)", file=follow.out)
         from backfill_platform.definitions import defs
 
-        job = defs.resolve_implicit_global_asset_job_def()
-        with dg.DagsterInstance.get() as instance:
-            started = time.monotonic()
-            result = job.execute_in_process(
-                instance=instance,
-                asset_selection=source.asset_keys,
-                tags={settings.RANGE_START_TAG: span.first, settings.RANGE_END_TAG: span.last, **source.source.tags},
-                raise_on_error=False,
+        graph = defs.resolve_asset_graph()
+        ids = []
+        for (source, keys), span in zip(chosen, spans, strict=True):
+            backfill_id = submit(
+                instance,
+                graph,
+                keys,
+                span.first,
+                span.last,
+                {**source.source.tags, RANGE_TAG: f"{span.first}..{span.last}"},
+                f"{source.name} {span.first}..{span.last}",
             )
-    return BackfillResult(source, result, time.monotonic() - started)
+            ids.append(backfill_id)
+            print(
+                f"backfill {backfill_id}: {', '.join(k.to_user_string() for k in keys)} {span.first}..{span.last} "
+                f"into {redact(database_url()).split('?')[0]}",
+                file=follow.out,
+                flush=True,
+            )
+        if not wait:
+            if own_daemon:
+                print("the daemon stops with this command: re-attach with --follow to finish", file=follow.out)
+            return ids
+        return [
+            watch(instance, database_url(), backfill_id, source, keys, span, follow, own)
+            for backfill_id, (source, keys), span in zip(ids, chosen, spans, strict=True)
+        ]
+
+
+def watch(
+    instance: dg.DagsterInstance,
+    dsn: str,
+    backfill_id: str,
+    source: LoadedSource,
+    keys: Sequence[dg.AssetKey],
+    span: Range,
+    follow: Follow,
+    own_daemon: subprocess.Popen | None = None,
+) -> Progress:
+    """Follow a backfill until it finishes; Ctrl-C detaches (the backfill goes on) and says how to come back."""
+    started = time.monotonic()
+    last_print = 0.0
+    try:
+        while True:
+            if own_daemon is not None and own_daemon.poll() is not None:
+                raise ConfigurationError(
+                    f"the Dagster daemon this command started exited ({own_daemon.returncode}); "
+                    f"see {os.environ['DAGSTER_HOME']}/daemon.log"
+                )
+            if own_daemon is None and not daemon_running(instance):
+                raise ConfigurationError(
+                    f"no Dagster daemon serves this instance any more; backfill {backfill_id} waits for one: "
+                    f"`backfill-platform backfill --follow {backfill_id}` starts one and follows it"
+                )
+            state = progress(instance, dsn, backfill_id, keys, source.partitions, span.first, span.last)
+            elapsed = time.monotonic() - started
+            if follow.tty:
+                print(f"\r{state.line(elapsed)}\033[K", end="", file=follow.out, flush=True)
+            elif state.finished or elapsed - last_print >= follow.every_s:
+                print(state.line(elapsed), file=follow.out, flush=True)
+                last_print = elapsed
+            if state.finished:
+                if follow.tty:
+                    print(file=follow.out)
+                return state
+            time.sleep(0.5 if follow.tty else 1.0)
+    except KeyboardInterrupt:
+        print(
+            f"\ndetached from backfill {backfill_id}; it goes on while a daemon runs "
+            f"(`backfill-platform dev`). Re-attach: backfill-platform backfill --follow {backfill_id}; "
+            f"cancel: backfill-platform backfill --cancel {backfill_id}",
+            file=follow.out,
+            flush=True,
+        )
+        raise
+
+
+def reattach(backfill_id: str, follow: Follow | None = None) -> Progress:
+    """Follow an existing backfill (starting a daemon, and the sandbox, when none serves the instance)."""
+    from backfill_platform.database import database_url
+
+    env = platform_environment()
+    os.environ.update({k: env[k] for k in (settings.DATABASE_URL, "DAGSTER_HOME", settings.HOME)})
+    follow = follow or Follow(tty=sys.stdout.isatty())
+    with dg.DagsterInstance.get() as instance, ExitStack() as stack:
+        backfill = instance.get_backfill(backfill_id)
+        if backfill is None:
+            raise ConfigurationError(f"no backfill {backfill_id!r} in this instance; `dagster` lists them in the UI")
+        source = named(backfill.tags.get(settings.API_TAG, ""), load())
+        first, _, last = backfill.tags.get(RANGE_TAG, "..").partition("..")
+        keys = list(backfill.asset_selection or source.asset_keys)
+        own: subprocess.Popen | None = None
+        if not daemon_running(instance):
+            extra, _ = stack.enter_context(serving([source.source], None, env))
+            env.update(extra)
+            own = stack.enter_context(daemon(env))
+        return watch(instance, database_url(), backfill_id, source, keys, Range(first, last), follow, own)
+
+
+def cancel_backfill(backfill_id: str) -> None:
+    env = platform_environment()
+    os.environ.update({k: env[k] for k in (settings.DATABASE_URL, "DAGSTER_HOME", settings.HOME)})
+    with dg.DagsterInstance.get() as instance:
+        try:
+            cancel(instance, backfill_id)
+        except LookupError:
+            raise ConfigurationError(f"no backfill {backfill_id!r} in this instance") from None

@@ -100,35 +100,50 @@ def test_backfill_bad_input_is_one_line_and_writes_nothing(db_url: str, args: li
 
 
 @pytest.mark.slow
-def test_backfill_uses_the_sandbox_and_status_reports_it(db_url: str, tmp_path) -> None:
-    """No credentials set: the sandbox is started, one Dagster run lands the days, status reads the ledger."""
-
-    import psycopg
-
-    env, proc = backfill_with_sandbox("blaze", "2024-03-01", "2024-03-02", db_url, tmp_path)
-    assert "from the sandbox at http://127.0.0.1:" in proc.stdout and "SUCCESS" in proc.stdout
-    assert "check transactions_match_api_totals: passed" in proc.stdout
+@pytest.mark.e2e
+def test_backfill_is_an_asset_backfill_run_by_a_daemon_with_the_sandbox(db_url: str, tmp_path) -> None:
+    """No credentials, no daemon running: the command starts the sandbox and a daemon for its duration, submits an
+    asset backfill (the object the UI creates), follows it with progress lines and reports the partitions' figures."""
     import math
     import re
     from datetime import date
 
+    import psycopg
+
     from backfill_platform.sandbox.core import SandboxConfig
     from backfill_platform.sandbox.generators import blaze as truth
 
-    run_id = re.search(r"run ([0-9a-f-]{36}): SUCCESS", proc.stdout)
-    assert run_id is not None
+    env, proc = backfill_with_sandbox("blaze", "2024-03-01", "2024-03-02", db_url, tmp_path)
+    assert re.search(r"^blaze: sandbox at http://127\.0\.0\.1:\d+/blaze$", proc.stdout, re.M), proc.stdout
+    assert "a Dagster daemon runs for this command" in proc.stdout
+    assert re.search(r"^4/4 partitions done, 0 failed, 0 in flight", proc.stdout, re.M), proc.stdout
+    assert "check transactions_match_api_totals: passed" in proc.stdout
+    backfill_id = re.search(r"^backfill (\w+): SUCCESS", proc.stdout, re.M)
+    assert backfill_id is not None, proc.stdout
     with psycopg.connect(db_url) as conn:
         days = conn.execute("SELECT count(DISTINCT business_date) FROM blaze.transactions").fetchone()[0]
-        status = conn.execute("SELECT status FROM runs WHERE run_id = %s", (run_id.group(1),)).fetchone()
-    assert days == 2 and status == ("SUCCESS",)  # the run is recorded in the platform's Dagster instance
+        backfill = conn.execute("SELECT status FROM bulk_actions WHERE key = %s", (backfill_id.group(1),)).fetchone()
+        runs = conn.execute(
+            "SELECT r.status FROM runs r JOIN run_tags t ON t.run_id = r.run_id "
+            "WHERE t.key = 'dagster/backfill' AND t.value = %s",
+            (backfill_id.group(1),),
+        ).fetchall()
+    assert days == 2 and backfill == ("COMPLETED_SUCCESS",) and runs == [("SUCCESS",)]  # one single-run backfill run
     seed = SandboxConfig().seed
     expected = sum(len(truth.transactions_for_day(seed, date(2024, 3, d))) for d in (1, 2))
     # two days are one window: its pages and nothing more
     assert f"blaze/transactions: {expected:,} rows in 2 partitions, {math.ceil(expected / 100)} API calls" in (
         proc.stdout
     )
-    status = subprocess.run([*CLI, "status"], capture_output=True, text=True, timeout=60, env=env)
-    assert "blaze/transactions: 2 partitions 2024-03-01..2024-03-02" in status.stdout
+    assert "DEBUG" not in proc.stderr  # Dagster's event stream only with --verbose
+    status = subprocess.run(
+        [*CLI, "status", "blaze/transactions", "--from", "2024-03-01", "--to", "2024-03-02"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert status.returncode == 0, status.stdout + status.stderr
 
 
 @pytest.mark.slow

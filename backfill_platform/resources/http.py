@@ -7,6 +7,7 @@ Sources never sleep, retry or count by themselves: they call `ApiSession.request
 from __future__ import annotations
 
 import email.utils
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -29,6 +30,10 @@ from backfill_platform.resources.budget import RateBudget, Window, parse_rate
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 # A reset header above this is an epoch timestamp (Alpaca, Hiro); below, a number of seconds.
 EPOCH_THRESHOLD = 1_000_000_000
+
+# Each retry is one WARNING here; dagster.yaml lists this logger under python_logs.managed_python_loggers, so inside a
+# run it lands in the run's own log as well. Messages carry the API, route, status or error: never headers or bodies.
+log = logging.getLogger("backfill_platform.http")
 
 
 class ApiError(Exception):
@@ -179,8 +184,19 @@ class ApiSession:
         wait = hint + 0.05 if hint is not None else self._backoff(state)
         return min(wait, self.max_retry_wait_s)
 
-    def _before_sleep(self, state: tenacity.RetryCallState) -> None:
-        self._count(retries=1, retry_wait_s=state.next_action.sleep if state.next_action else 0.0)
+    def _before_sleep(self, route: str, state: tenacity.RetryCallState) -> None:
+        wait = state.next_action.sleep if state.next_action else 0.0
+        self._count(retries=1, retry_wait_s=wait)
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "%s %s: attempt %d of %d failed (%s), retrying in %.2f s",
+            self.api,
+            route,
+            state.attempt_number,
+            self.max_attempts,
+            exc if exc is not None else "no answer",
+            wait,
+        )
 
     def _attempt(self, method: str, route: str, params: Any, json: Any, decode: Callable[[bytes], Any]) -> Any:
         if self.budget is not None:
@@ -227,7 +243,7 @@ class ApiSession:
             stop=tenacity.stop_after_attempt(self.max_attempts) | tenacity.stop_after_delay(self.max_retry_wait_s),
             retry=tenacity.retry_if_exception_type(RetryableError),
             wait=self._wait,
-            before_sleep=self._before_sleep,
+            before_sleep=lambda state: self._before_sleep(route, state),
             reraise=True,
         )
         try:

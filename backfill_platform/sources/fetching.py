@@ -46,6 +46,8 @@ def fetched_tables(
         required_resource_keys={source},
     )
     def _tables(context: dg.AssetExecutionContext) -> Iterator[dg.Output]:
+        if partitions_def is not None:
+            require_partitions(context, partitions_def)
         selected = context.selected_asset_keys
         wanted = [c for c in children if c.key in selected]
         if parent.key not in selected:  # children alone: recomputed from the stored parent rows, no API calls
@@ -58,6 +60,33 @@ def fetched_tables(
             yield dg.Output(WrittenAlong(parent.qualified), output_name=_output(child))
 
     return _tables
+
+
+def require_partitions(context: dg.AssetExecutionContext, partitions_def: dg.PartitionsDefinition) -> None:
+    """Fail in one line when the run's partition range holds no partition. Dagster accepts an inverted range
+    (`--partition-range 2024-03-05...2024-03-01` checks only that both ends are keys) and runs the step with no
+    partition keys: the run would succeed with nothing fetched and nothing written."""
+    if not context.has_partition_key_range or context.partition_keys:
+        return
+    span = context.partition_key_range
+    if _inverted(partitions_def, span):
+        reason = "the start is after the end; swap them"
+    else:
+        reason = "check that both ends are partition keys of this asset"
+    raise dg.Failure(
+        description=f"partition range {span.start}...{span.end} holds no partitions: {reason}", allow_retries=False
+    )
+
+
+def _inverted(partitions_def: dg.PartitionsDefinition, span: dg.PartitionKeyRange) -> bool:
+    if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
+        start_of = partitions_def.start_time_for_partition_key
+        try:
+            return start_of(span.start) > start_of(span.end)
+        except ValueError:  # an end that is not a key of this definition
+            return False
+    keys = partitions_def.get_partition_keys()
+    return span.start in keys and span.end in keys and keys.index(span.start) > keys.index(span.end)
 
 
 def _output(table: TableSpec) -> str:

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import email.utils
+import logging
+import re
+import socket
 import time
+from pathlib import Path
 
+import dagster as dg
+import psycopg
 import pytest
 
+from backfill_platform.io_managers.postgres import PostgresIOManager
 from backfill_platform.resources.apis import AlpacaApi, BlazeApi, CantonApi, RacingApi
 from backfill_platform.resources.http import ApiError
 from backfill_platform.sandbox.core import SandboxConfig
+from backfill_platform.sources import load, named
+from backfill_platform.summary import failure_line
+from backfill_platform_tests.sources.helpers import drop_schemas
 
 CFG = SandboxConfig()
 FAST = {"backoff_initial_s": 0.05, "backoff_max_s": 0.2, "use_budget": False}
@@ -154,3 +164,60 @@ def test_bad_base_url_is_a_configuration_error() -> None:
 
     with pytest.raises(ConfigurationError, match="BACKFILL_CANTON_BASE_URL"):
         CantonApi(base_url="scan.sv-1.example", rate="10/s", use_budget=False).session()
+
+
+def http_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "backfill_platform.http" and r.levelno == logging.WARNING]
+
+
+def test_each_retry_is_one_warning_that_names_the_attempt_and_the_status(sandbox, caplog) -> None:
+    sandbox.faults("blaze", {"scripted": [{"kind": "status", "status": 503}]})  # one 503, then the real 200
+    caplog.set_level(logging.WARNING, logger="backfill_platform.http")
+    session = blaze(sandbox, max_attempts=4).session()
+    assert session.get(TX, BLAZE_Q)["values"]
+    records = http_warnings(caplog)
+    assert len(records) == 1
+    message = records[0].getMessage()
+    assert message.startswith(f"blaze {TX}: attempt 1 of 4 failed (HTTP 503"), message
+    assert re.search(r"\), retrying in \d+\.\d\d s$", message), message
+    assert "\n" not in message
+    for secret in (CFG.blaze_partner_key, CFG.blaze_api_key):
+        assert secret not in message
+
+
+BLAZE_ASSETS = list(named("blaze", load()).assets)
+
+
+def test_retries_show_in_the_runs_own_log(sandbox, dagster_home: Path, db_url: str) -> None:
+    """dagster.yaml lists backfill_platform.http as a managed logger: the warning is an event of the run."""
+    sandbox.faults("blaze", {"scripted": [{"kind": "status", "status": 503}]})
+    resources = {"blaze": blaze(sandbox), "io_manager": PostgresIOManager(database_url=drop_schemas(db_url, "blaze"))}
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        assert "backfill_platform.http" in instance.managed_python_loggers
+        result = dg.materialize(BLAZE_ASSETS, resources=resources, partition_key="2024-03-02", instance=instance)
+        assert result.success
+        logged = [e.user_message for e in instance.all_logs(result.run_id) if not e.is_dagster_event]
+    assert [m for m in logged if f"blaze {TX}: attempt 1 of 8 failed (HTTP 503" in m], logged
+
+
+def test_a_run_that_gives_up_reports_the_innermost_error(db_url: str) -> None:
+    """The ApiError is raised while the IO manager writes the output; the summary shows it, not Dagster's wrapper."""
+    with socket.socket() as closed:  # bound, never listening: every connection is refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        api = BlazeApi(
+            base_url=f"http://127.0.0.1:{port}/blaze",
+            partner_key=CFG.blaze_partner_key,
+            api_key=CFG.blaze_api_key,
+            max_attempts=2,
+            backoff_initial_s=0.01,
+            backoff_max_s=0.02,
+            use_budget=False,
+        )
+        resources = {"blaze": api, "io_manager": PostgresIOManager(database_url=drop_schemas(db_url, "blaze"))}
+        result = dg.materialize(BLAZE_ASSETS, resources=resources, partition_key="2024-03-02", raise_on_error=False)
+    assert not result.success
+    line = failure_line(result.all_events)
+    assert line is not None and line.startswith(f"blaze {TX}: gave up after 2 attempts: connection failed"), line
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT to_regclass('blaze.transactions')").fetchone() == (None,)

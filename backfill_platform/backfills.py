@@ -1,0 +1,258 @@
+"""Asset backfills as the UI launches them: submit one, make sure a daemon runs it, follow it, cancel it.
+
+`backfill-platform backfill` creates the same `PartitionBackfill` the UI's *Materialize* → range creates, so it
+shows in the UI's Backfills tab, runs through the run queue (concurrency limits), and its runs are retried by
+Dagster (`run_retries`), each retry resuming from the ledger (the backfill id is the lineage).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+import psycopg
+from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
+from dagster._core.definitions.selector import PartitionRangeSelector, PartitionsByAssetSelector, PartitionsSelector
+from dagster._core.events import DagsterEventType
+from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
+from dagster._core.storage.tags import BACKFILL_ID_TAG
+from dagster._core.utils import make_new_backfill_id
+
+from backfill_platform import settings
+from backfill_platform.summary import failure_line
+
+FINISHED = {
+    BulkActionStatus.COMPLETED,
+    BulkActionStatus.COMPLETED_SUCCESS,
+    BulkActionStatus.COMPLETED_FAILED,
+    BulkActionStatus.FAILED,
+    BulkActionStatus.CANCELED,
+}
+IN_FLIGHT = {
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+}
+DAEMON_FRESH_S = 45  # a backfill daemon heartbeat (every 30 s) younger than this means a daemon serves the instance
+
+
+def submit(
+    instance: dg.DagsterInstance,
+    asset_graph: BaseAssetGraph,
+    asset_keys: Sequence[dg.AssetKey],
+    first: str,
+    last: str,
+    tags: Mapping[str, str],
+    title: str,
+) -> str:
+    """Add an asset backfill of `first`..`last` for `asset_keys`; the daemon launches its runs."""
+    selectors = [
+        PartitionsByAssetSelector(
+            asset_key=key, partitions=PartitionsSelector(ranges=[PartitionRangeSelector(start=first, end=last)])
+        )
+        for key in asset_keys
+    ]
+    backfill = PartitionBackfill.from_partitions_by_assets(
+        backfill_id=make_new_backfill_id(),
+        asset_graph=asset_graph,
+        backfill_timestamp=time.time(),
+        tags=dict(tags),
+        dynamic_partitions_store=instance,
+        partitions_by_assets=selectors,
+        title=title,
+        description=None,
+        run_config=None,
+    )
+    instance.add_backfill(backfill)
+    return backfill.backfill_id
+
+
+def cancel(instance: dg.DagsterInstance, backfill_id: str) -> None:
+    backfill = instance.get_backfill(backfill_id)
+    if backfill is None:
+        raise LookupError(backfill_id)
+    if backfill.status not in FINISHED:
+        instance.update_backfill(backfill.with_status(BulkActionStatus.CANCELING))
+
+
+def daemon_running(instance: dg.DagsterInstance) -> bool:
+    heartbeat = instance.get_daemon_heartbeats().get("BACKFILL")
+    return heartbeat is not None and time.time() - heartbeat.timestamp < DAEMON_FRESH_S
+
+
+@contextmanager
+def daemon(env: Mapping[str, str]) -> Iterator[subprocess.Popen]:
+    """`dagster-daemon run` on the platform's workspace for the duration; stopped (with its code server and run
+    workers' parent) when the block ends."""
+    home = env["DAGSTER_HOME"]
+    cmd = [sys.executable, "-m", "dagster._daemon", "run", "-w", str(settings.project_root() / "workspace.yaml")]
+    log = open(os.path.join(home, "daemon.log"), "ab")  # noqa: SIM115 - closed below, after the process
+    proc = subprocess.Popen(cmd, cwd=home, env=dict(env), stdout=log, stderr=log, start_new_session=True)
+    try:
+        yield proc
+    finally:
+        stop_group(proc)
+        log.close()
+        # A stopped daemon leaves its last heartbeat behind; the next command must not take it for a live one.
+        # (A daemon that still runs, e.g. `backfill-platform dev`'s, writes a new one within its 30 s interval.)
+        with dg.DagsterInstance.get() as instance:
+            instance.wipe_daemon_heartbeats()
+
+
+def stop_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """SIGTERM to the process group, then SIGKILL after `grace_s`."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+    except ProcessLookupError:
+        pass
+
+
+@dataclass
+class Progress:
+    """Where a backfill stands: partitions (asset × day) done, failed and in flight, and what it cost."""
+
+    backfill_id: str = ""
+    status: str = "REQUESTED"
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    in_flight: int = 0
+    rows: int = 0
+    api_calls: int = 0
+    http_429: int = 0
+    runs: int = 0
+    failure: str | None = None
+    per_asset: dict[str, dict[str, dict]] = field(default_factory=dict)
+    checks: list[tuple[str, bool]] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in {s.value for s in FINISHED}
+
+    @property
+    def succeeded(self) -> bool:
+        return self.finished and self.failed == 0 and self.done == self.total and self.status != "CANCELED"
+
+    def report(self, backfill_id: str) -> list[str]:
+        """The end of a backfill: per asset its rows, partitions and calls (its partitions' own figures), checks,
+        and the innermost cause of a failure."""
+        lines = [f"backfill {backfill_id}: {'SUCCESS' if self.succeeded else self.status} ({self.runs} runs)"]
+        for asset, partitions in self.per_asset.items():
+            rows = sum(int(p["rows"]) for p in partitions.values())
+            calls = [int(p["api_calls"]) for p in partitions.values() if "api_calls" in p]
+            calls_text = f", {sum(calls):,} API calls" if calls else ""
+            lines.append(f"  {asset}: {rows:,} rows in {len(partitions)} partitions{calls_text}")
+        for name, passed in self.checks:
+            lines.append(f"  check {name}: {'passed' if passed else 'FAILED'}")
+        if self.failure and not self.succeeded:
+            lines.append(f"  error: {self.failure}")
+        return lines
+
+    def line(self, elapsed: float) -> str:
+        rate = self.done / elapsed if elapsed > 0 and self.done else 0.0
+        eta = f", ETA {(self.total - self.done) / rate:.0f} s" if rate and not self.finished else ""
+        return (
+            f"{self.done}/{self.total} partitions done, {self.failed} failed, {self.in_flight} in flight · "
+            f"{self.rows:,} rows · {self.api_calls:,} API calls, {self.http_429} 429s · {elapsed:.0f} s elapsed{eta}"
+        )
+
+
+def _range_keys(run: dg.DagsterRun, partitions: dg.TimeWindowPartitionsDefinition) -> list[str]:
+    start, end = run.tags.get(settings.RANGE_START_TAG), run.tags.get(settings.RANGE_END_TAG)
+    if start and end:
+        return list(partitions.get_partition_keys_in_range(dg.PartitionKeyRange(start, end)))
+    key = run.tags.get("dagster/partition")
+    return [key] if key else []
+
+
+def progress(
+    instance: dg.DagsterInstance,
+    dsn: str,
+    backfill_id: str,
+    asset_keys: Sequence[dg.AssetKey],
+    partitions: dg.TimeWindowPartitionsDefinition,
+    first: str,
+    last: str,
+) -> Progress:
+    backfill = instance.get_backfill(backfill_id)
+    keys = partitions.get_partition_keys_in_range(dg.PartitionKeyRange(first, last))
+    names = [k.to_user_string() for k in asset_keys]
+    out = Progress(backfill_id, backfill.status.value if backfill else "UNKNOWN", len(keys) * len(names))
+    with psycopg.connect(dsn) as conn:
+        has_ledger = conn.execute("SELECT to_regclass('backfill_platform.ledger')").fetchone() != (None,)
+        committed = (
+            conn.execute(
+                "SELECT asset, partition, rows FROM backfill_platform.ledger WHERE lineage = %s AND asset = ANY(%s)",
+                (f"backfill:{backfill_id}", names),
+            ).fetchall()
+            if has_ledger
+            else []
+        )
+    done = {(a, p) for a, p, _ in committed}
+    out.done, out.rows = len(done), sum(r for _, _, r in committed)
+    runs = instance.get_runs(RunsFilter(tags={BACKFILL_ID_TAG: backfill_id}))
+    out.runs = len(runs)
+    flying: set[str] = set()
+    failed_keys: set[str] = set()
+    for run in runs:
+        covered = _range_keys(run, partitions)
+        if run.status in IN_FLIGHT:
+            flying.update(covered)
+        elif run.status == DagsterRunStatus.FAILURE:
+            failed_keys.update(covered)
+            out.failure = out.failure or _failure(instance, run.run_id)
+        _add_costs(instance, run.run_id, out)
+    out.in_flight = sum(1 for k in flying for a in names if (a, k) not in done)
+    out.failed = sum(1 for k in failed_keys - flying for a in names if (a, k) not in done) if out.finished else 0
+    return out
+
+
+def _add_costs(instance: dg.DagsterInstance, run_id: str, out: Progress) -> None:
+    """API calls and 429s from each partition's own figures (reported once at commit, again on success)."""
+    records = instance.get_records_for_run(
+        run_id, of_type={DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_CHECK_EVALUATION}
+    ).records
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        if event is None:
+            continue
+        if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
+            data = event.event_specific_data
+            out.checks.append((getattr(data, "check_name", "?"), bool(getattr(data, "passed", False))))
+            continue
+        m = event.step_materialization_data.materialization
+        if m.partition is None or "rows" not in m.metadata:
+            continue
+        seen = out.per_asset.setdefault(m.asset_key.to_user_string(), {})
+        if m.partition in seen:
+            continue
+        values: dict[str, Any] = {k: v.value for k, v in m.metadata.items()}
+        seen[m.partition] = values
+        out.api_calls += int(values.get("api_calls", 0))
+        out.http_429 += int(values.get("api_http_429", 0))
+    windows = {p.get("window"): int(p.get("window_429s", 0)) for a in out.per_asset.values() for p in a.values()}
+    out.http_429 += sum(v for k, v in windows.items() if k)
+
+
+def _failure(instance: dg.DagsterInstance, run_id: str) -> str | None:
+    records = instance.get_records_for_run(
+        run_id, of_type={DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE}
+    ).records
+    return failure_line(r.event_log_entry.dagster_event for r in records)
