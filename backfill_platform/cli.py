@@ -121,7 +121,8 @@ def _sandbox(sub: argparse._SubParsersAction) -> None:
 
 def _run_sandbox(args: argparse.Namespace) -> int:
     from backfill_platform.sandbox.core import SandboxConfig
-    from backfill_platform.sandbox.server import base_urls, credentials, serve
+    from backfill_platform.sandbox.env import base_urls, credentials
+    from backfill_platform.sandbox.server import serve
 
     if args.scale <= 0:
         raise ConfigurationError(f"--scale must be positive (got {args.scale})")

@@ -2,8 +2,11 @@
 
 import dagster as dg
 
+from backfill_platform.endpoints import use_sandbox_url
 from backfill_platform.io_managers.postgres import PostgresIOManager
-from backfill_platform.sources import load
+from backfill_platform.sources import SOURCES, load
+
+use_sandbox_url(SOURCES)  # BACKFILL_SANDBOX_URL: sources without credentials use that sandbox, in every process
 
 defs = dg.Definitions.merge(
     *(source.definitions() for source in load()),

@@ -8,9 +8,11 @@ workers they launch) inherits its base URLs and credentials through the environm
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+
+import httpx
 
 from backfill_platform import config
 from backfill_platform.errors import ConfigurationError
@@ -65,6 +67,35 @@ def _is_sandbox(url: str, environ: Mapping[str, str]) -> bool:
     return bool(sandbox) and url.startswith(sandbox.rstrip("/"))
 
 
+def use_sandbox_url(sources: Sequence[Source], environ: MutableMapping[str, str] | None = None) -> list[str]:
+    """BACKFILL_SANDBOX_URL (a running `backfill-platform sandbox`): every source without credentials uses it.
+
+    The one setting that lets `dagster dev` or `dagster asset materialize`, used directly, run against the sandbox:
+    read when the definitions load, in every process, so the run workers get the same URLs and keys."""
+    env = os.environ if environ is None else environ
+    url = env.get(SANDBOX_URL, "").rstrip("/")
+    if not url:
+        return []
+    try:
+        offered = httpx.get(f"{url}/_sandbox/env", timeout=5).raise_for_status().json()
+    except (httpx.HTTPError, ValueError):
+        raise ConfigurationError(
+            f"{SANDBOX_URL}={url} does not answer as a sandbox; start one there with "
+            "`backfill-platform sandbox --port N`, or unset it"
+        ) from None
+    used = []
+    for source in sources:
+        base_url_var = config.source_var(source.name, "base_url")
+        if any(env.get(v) for v in source.credentials) or (
+            env.get(base_url_var) and not _is_sandbox(env[base_url_var], env)
+        ):
+            continue  # this source has its own API
+        env[base_url_var] = offered[base_url_var]
+        env.update({v: offered[v] for v in source.credentials})
+        used.append(source.name)
+    return used
+
+
 @contextmanager
 def serving(
     sources: Sequence[Source], use_sandbox: bool | None = None, environ: Mapping[str, str] | None = None
@@ -75,7 +106,8 @@ def serving(
     if not any(e.sandbox for e in chosen):
         yield {}, chosen
         return
-    from backfill_platform.sandbox.server import SandboxProcess, base_urls, credentials
+    from backfill_platform.sandbox.env import base_urls, credentials
+    from backfill_platform.sandbox.server import SandboxProcess
 
     with SandboxProcess() as sandbox:
         urls, secrets = base_urls(sandbox.origin), credentials(sandbox.config)

@@ -21,7 +21,10 @@ def answer() -> int:
 def test_instance_from_dagster_yaml_stores_runs_in_postgres(dagster_home: Path, db_url: str) -> None:
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
-        assert instance.run_retries_enabled
+        assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
+        # dead runs are found (their slots freed, their retries started), and no onboarding pop-up in the UI
+        assert instance.run_monitoring_enabled and instance.run_monitoring_start_timeout_seconds == 180
+        assert instance.nux_enabled is False
         result = dg.materialize([answer], instance=instance)
         assert result.success
         run_id = result.run_id
@@ -49,4 +52,5 @@ def test_definitions_validate() -> None:
 def test_definitions_object_loads() -> None:
     from backfill_platform.definitions import defs
 
-    assert isinstance(defs, dg.Definitions)
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert keys == {"blaze/transactions", "blaze/transaction_items", "canton/updates", "canton/events"}

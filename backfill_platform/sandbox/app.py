@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from backfill_platform.sandbox.apis import alpaca, blaze, canton, racing, stacks
 from backfill_platform.sandbox.core import FaultPlan, Sandbox, SandboxConfig, json_response
+from backfill_platform.sandbox.env import base_urls, credentials
 
 API_MODULES = {"blaze": blaze, "canton": canton, "racing": racing, "alpaca": alpaca, "stacks": stacks}
 
@@ -71,12 +72,18 @@ def control_routes(sandbox: Sandbox) -> list[Route]:
     async def config(request: Request) -> Response:
         return Response(sandbox.config.to_json(), media_type="application/json")
 
+    async def environment(request: Request) -> Response:
+        """What a process sets to use this sandbox (BACKFILL_SANDBOX_URL reads it at definitions load)."""
+        origin = str(request.base_url).rstrip("/")
+        return json_response({**base_urls(origin), **credentials(sandbox.config)})
+
     return [
         Route("/_sandbox/stats", stats, methods=["GET"]),
         Route("/_sandbox/reset", reset, methods=["POST"]),
         Route("/_sandbox/faults/{api}", faults, methods=["POST"]),
         Route("/_sandbox/revision/{api}", revision, methods=["POST"]),
         Route("/_sandbox/config", config, methods=["GET"]),
+        Route("/_sandbox/env", environment, methods=["GET"]),
         Route("/_bench/ping", ping, methods=["GET"]),
         Route("/_sandbox/prerender/canton", prerender, methods=["POST"]),
     ]

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from backfill_platform import settings
-from backfill_platform.sandbox.app import API_MODULES, build_app
+from backfill_platform.sandbox.app import build_app
 from backfill_platform.sandbox.core import SandboxConfig
+from backfill_platform.sandbox.env import base_urls
 
 CONFIG_ENV = "BACKFILL_SANDBOX_CONFIG"
 
@@ -23,23 +23,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
-
-
-def base_urls(origin: str) -> dict[str, str]:
-    """BACKFILL_<SOURCE>_BASE_URL values that point each client at its simulator."""
-    return {settings.base_url_var(api): f"{origin}/{api}" for api in API_MODULES}
-
-
-def credentials(config: SandboxConfig) -> dict[str, str]:
-    """The credentials the simulators accept, under the names the clients read."""
-    return {
-        "BACKFILL_BLAZE_PARTNER_KEY": config.blaze_partner_key,
-        "BACKFILL_BLAZE_API_KEY": config.blaze_api_key,
-        "BACKFILL_RACING_USERNAME": config.racing_username,
-        "BACKFILL_RACING_PASSWORD": config.racing_password,
-        "BACKFILL_ALPACA_KEY_ID": config.alpaca_key_id,
-        "BACKFILL_ALPACA_SECRET_KEY": config.alpaca_secret_key,
-    }
 
 
 def serve(config: SandboxConfig, host: str, port: int) -> None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, NoReturn
 
 import dagster as dg
 
 from backfill_platform import config
+from backfill_platform.errors import ConfigurationError
 from backfill_platform.io_managers.spec import TableSpec
 from backfill_platform.settings import API_TAG
 
@@ -106,8 +108,25 @@ class LoadedSource:
         return [key for a in self.assets for key in a.keys]
 
     def definitions(self) -> dg.Definitions:
+        missing = [v for v in self.source.credentials if not os.environ.get(v)]
+        resource = MissingCredentials(api=self.name, variables=", ".join(missing)) if missing else None
         return dg.Definitions(
             assets=list(self.assets),
             asset_checks=list(self.source.checks),
-            resources={self.name: self.source.resource(self.config)},
+            resources={self.name: resource or self.source.resource(self.config)},
+        )
+
+
+class MissingCredentials(dg.ConfigurableResource):
+    """Stands in for an API resource whose credentials are not set when the definitions load: the UI still loads
+    every source, and a run of this one fails in one line that says what to set (not a Dagster EnvVar traceback)."""
+
+    api: str
+    variables: str
+
+    def session(self) -> NoReturn:
+        raise ConfigurationError(
+            f"{self.variables} {'is' if ',' not in self.variables else 'are'} not set; export the {self.api} "
+            "credentials, or run against the sandbox: `backfill-platform dev`, or `backfill-platform sandbox` "
+            "and BACKFILL_SANDBOX_URL=<its URL> for every Dagster process"
         )
