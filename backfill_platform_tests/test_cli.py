@@ -187,3 +187,62 @@ def backfill_with_sandbox(source: str, first: str, last: str, db_url: str, tmp_p
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return env, proc
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_no_wait_follow_cancel_and_ctrl_c_detach(db_url: str, tmp_path) -> None:
+    """--no-wait returns the id; --follow finishes it; --cancel cancels one; Ctrl-C detaches and says how to return."""
+    import os
+    import re
+    import signal
+    import time
+
+    import psycopg
+
+    prefix = "BACKFILL_BLAZE_"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefix)}
+    env.update(BACKFILL_DATABASE_URL=db_url, BACKFILL_HOME=str(tmp_path / "home"))
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*CLI, "backfill", *args], capture_output=True, text=True, timeout=300, env=env)
+
+    def backfill_id(out: str) -> str:
+        found = re.search(r"^backfill (\w+): ", out, re.M)
+        assert found is not None, out
+        return found.group(1)
+
+    submitted = cli("blaze", "--from", "2024-05-01", "--to", "2024-05-02", "--no-wait")
+    assert submitted.returncode == 0, submitted.stderr
+    first = backfill_id(submitted.stdout)
+    followed = cli("--follow", first)
+    assert followed.returncode == 0, followed.stdout + followed.stderr
+    assert f"backfill {first}: SUCCESS" in followed.stdout
+
+    other = backfill_id(cli("blaze", "--from", "2024-05-03", "--to", "2024-05-03", "--no-wait").stdout)
+    canceled = cli("--cancel", other)
+    assert canceled.returncode == 0 and f"backfill {other}: canceling" in canceled.stdout
+    after_cancel = cli("--follow", other)
+    assert after_cancel.returncode == 1 and f"backfill {other}: CANCELED" in after_cancel.stdout, after_cancel.stdout
+
+    proc = subprocess.Popen(
+        [*CLI, "backfill", "blaze", "--from", "2024-05-04", "--to", "2024-05-05"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    line = ""
+    deadline = time.monotonic() + 120
+    while not line.startswith("backfill ") and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+    detached = backfill_id(line)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert f"detached from backfill {detached}" in out and f"--follow {detached}" in out
+    with psycopg.connect(db_url) as conn:
+        statuses = dict(conn.execute("SELECT key, status FROM bulk_actions").fetchall())
+    assert statuses[first] == "COMPLETED_SUCCESS" and statuses[other] in ("CANCELED", "CANCELING")
+    assert statuses[detached] in ("REQUESTED", "COMPLETED_SUCCESS")  # not canceled: it goes on when a daemon runs
