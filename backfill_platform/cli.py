@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import signal
 import socket
 import subprocess
@@ -107,6 +108,22 @@ def _run_dev(args: argparse.Namespace) -> int:
 
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+@command
+def _env(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "env",
+        help='exports that let `dagster` itself use the platform instance: eval "$(backfill-platform env)"',
+    )
+    parser.set_defaults(handler=_run_env)
+
+
+def _run_env(args: argparse.Namespace) -> int:
+    env = platform_environment()
+    for name in ("BACKFILL_HOME", "DAGSTER_HOME"):
+        print(f"export {name}={shlex.quote(env[name])}")
+    return 0
 
 
 @command
