@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
+import psutil
 import psycopg
 import pytest
 from dagster._core.events import DagsterEventType
@@ -34,7 +35,7 @@ def _until(predicate, seconds: float, what: str) -> None:
 
 def _worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
     for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.ENGINE_EVENT).records:
-        found = re.search(r"Executing steps in process \(pid: (\d+)\)", record.event_log_entry.user_message)
+        found = re.search(r"parent process \(pid: (\d+)\)", record.event_log_entry.user_message)
         if found:
             return int(found.group(1))
     return None
@@ -75,8 +76,14 @@ def test_sigkilled_run_worker_is_failed_freed_retried_and_resumed(sandbox, db_ur
             _until(lambda: committed(db_url, "blaze/transactions") >= 7, 180, "the first window to commit")
             victim = runs()[0]
             pid = _worker_pid(instance, victim.run_id)
-            assert pid is not None
-            os.kill(pid, signal.SIGKILL)
+            assert pid is not None, [
+                r.event_log_entry.user_message
+                for r in instance.get_records_for_run(victim.run_id, of_type=DagsterEventType.ENGINE_EVENT).records
+            ]
+            # the run worker and its step processes, as when its machine or container is lost
+            worker = psutil.Process(pid)
+            for proc in [*worker.children(recursive=True), worker]:
+                proc.send_signal(signal.SIGKILL)
             killed_at = time.monotonic()
             _until(
                 lambda: instance.get_run_by_id(victim.run_id).status == DagsterRunStatus.FAILURE,  # type: ignore[union-attr]
