@@ -177,9 +177,9 @@ def watch(
             state = progress(instance, dsn, backfill_id, keys, source.partitions, span.first, span.last)
             elapsed = time.monotonic() - started
             if follow.tty:
-                print(f"\r{state.line(elapsed)}\033[K", end="", file=follow.out, flush=True)
+                print(f"\r{source.name}: {state.line(elapsed)}\033[K", end="", file=follow.out, flush=True)
             elif state.finished or elapsed - last_print >= follow.every_s:
-                print(state.line(elapsed), file=follow.out, flush=True)
+                print(f"{source.name}: {state.line(elapsed)}", file=follow.out, flush=True)
                 last_print = elapsed
             if state.finished:
                 if follow.tty:

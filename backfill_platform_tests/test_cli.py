@@ -116,7 +116,7 @@ def test_backfill_is_an_asset_backfill_run_by_a_daemon_with_the_sandbox(db_url: 
     env, proc = backfill_with_sandbox("blaze", "2024-03-01", "2024-03-02", db_url, tmp_path)
     assert re.search(r"^blaze: sandbox at http://127\.0\.0\.1:\d+/blaze$", proc.stdout, re.M), proc.stdout
     assert "a Dagster daemon runs for this command" in proc.stdout
-    assert re.search(r"^4/4 partitions done, 0 failed, 0 in flight", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^blaze: 4/4 partitions done, 0 failed, 0 in flight", proc.stdout, re.M), proc.stdout
     assert "check transactions_match_api_totals: passed" in proc.stdout
     backfill_id = re.search(r"^backfill (\w+): SUCCESS", proc.stdout, re.M)
     assert backfill_id is not None, proc.stdout
