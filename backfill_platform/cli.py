@@ -95,6 +95,7 @@ def _run_dev(args: argparse.Namespace) -> int:
         print(f"Dagster UI at http://{args.host}:{args.port} (DAGSTER_HOME={env['DAGSTER_HOME']}); Ctrl-C stops it")
         sys.stdout.flush()
         # cwd = DAGSTER_HOME: no stray dagster.yaml warning, no storage/ inside the checkout
+        env["PYTHONWARNINGS"] = "ignore:Function `dev_command` is superseded"  # Dagster's note about its own CLI
         proc = subprocess.Popen(cmd, cwd=env["DAGSTER_HOME"], env=env, start_new_session=True)
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
