@@ -4,6 +4,7 @@ daemon (and, for a source without credentials, the sandbox) serves it, and follo
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date
-from typing import TextIO
+from typing import Any, TextIO
 
 import dagster as dg
 
@@ -100,7 +101,6 @@ def run_backfill(
 
     Returns the backfill ids at once with `wait=False`. When no daemon serves the instance, one runs for the
     duration, with the sandbox for every source whose credentials are unset."""
-    from backfill_platform.database import database_url, redact
 
     loaded = load()
     chosen = [resolve_target(t, loaded) for t in targets]
@@ -109,9 +109,8 @@ def run_backfill(
     os.environ.update({k: env[k] for k in (settings.DATABASE_URL, "DAGSTER_HOME", settings.HOME)})
     follow = follow or Follow(tty=sys.stdout.isatty())
     with dg.DagsterInstance.get() as instance, ExitStack() as stack:
-        own_daemon = not daemon_running(instance)
         own: subprocess.Popen | None = None
-        if own_daemon:
+        if not daemon_running(instance):
             extra, endpoints = stack.enter_context(serving([s.source for s, _ in chosen], use_sandbox, env))
             env.update(extra)
             own = stack.enter_context(daemon(env))
@@ -121,32 +120,63 @@ def run_backfill(
         from backfill_platform.definitions import defs
 
         graph = defs.resolve_asset_graph()
-        ids = []
-        for (source, keys), span in zip(chosen, spans, strict=True):
-            backfill_id = submit(
-                instance,
-                graph,
-                keys,
-                span.first,
-                span.last,
-                {**source.source.tags, RANGE_TAG: f"{span.first}..{span.last}"},
-                f"{source.name} {span.first}..{span.last}",
-            )
-            ids.append(backfill_id)
-            print(
-                f"backfill {backfill_id}: {', '.join(k.to_user_string() for k in keys)} {span.first}..{span.last} "
-                f"into {redact(database_url()).split('?')[0]}",
-                file=follow.out,
-                flush=True,
-            )
-        if not wait:
-            if own_daemon:
-                print("the daemon stops with this command: re-attach with --follow to finish", file=follow.out)
-            return ids
-        return [
-            watch(instance, database_url(), backfill_id, source, keys, span, follow, own)
-            for backfill_id, (source, keys), span in zip(ids, chosen, spans, strict=True)
-        ]
+        ids: list[str] = []
+        results: list[Progress] = []
+        try:
+            return _submit_and_watch(instance, graph, chosen, spans, wait, follow, own, ids, results)
+        except KeyboardInterrupt:
+            for backfill_id in ids[len(results) :]:
+                detached(backfill_id, follow)
+            raise
+
+
+def _submit_and_watch(
+    instance: dg.DagsterInstance,
+    graph: Any,
+    chosen: Sequence[tuple[LoadedSource, list[dg.AssetKey]]],
+    spans: Sequence[Range],
+    wait: bool,
+    follow: Follow,
+    own: subprocess.Popen | None,
+    ids: list[str],
+    results: list[Progress],
+) -> list[Progress] | list[str]:
+    """Submit each backfill, then follow each; `ids` and `results` fill in as it goes (for a Ctrl-C message)."""
+    from backfill_platform.database import database_url, redact
+
+    for (source, keys), span in zip(chosen, spans, strict=True):
+        backfill_id = submit_uninterrupted(
+            instance,
+            graph,
+            keys,
+            span.first,
+            span.last,
+            {**source.source.tags, RANGE_TAG: f"{span.first}..{span.last}"},
+            f"{source.name} {span.first}..{span.last}",
+        )
+        ids.append(backfill_id)
+        print(
+            f"backfill {backfill_id}: {', '.join(k.to_user_string() for k in keys)} {span.first}..{span.last} "
+            f"into {redact(database_url()).split('?')[0]}",
+            file=follow.out,
+            flush=True,
+        )
+    if not wait:
+        if own is not None:
+            print("the daemon stops with this command: re-attach with --follow to finish", file=follow.out)
+        return ids
+    for backfill_id, (source, keys), span in zip(ids, chosen, spans, strict=True):
+        results.append(watch(instance, database_url(), backfill_id, source, keys, span, follow, own))
+    return results
+
+
+def submit_uninterrupted(*args: Any) -> str:
+    """`submit` with Ctrl-C held back until the backfill exists, so its id is always printed for --follow."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return submit(*args)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def watch(
@@ -159,42 +189,42 @@ def watch(
     follow: Follow,
     own_daemon: subprocess.Popen | None = None,
 ) -> Progress:
-    """Follow a backfill until it finishes; Ctrl-C detaches (the backfill goes on) and says how to come back."""
+    """Follow a backfill until it finishes (the caller turns Ctrl-C into a detach message)."""
     started = time.monotonic()
     last_print = 0.0
-    try:
-        while True:
-            if own_daemon is not None and own_daemon.poll() is not None:
-                raise ConfigurationError(
-                    f"the Dagster daemon this command started exited ({own_daemon.returncode}); "
-                    f"see {os.environ['DAGSTER_HOME']}/daemon.log"
-                )
-            if own_daemon is None and not daemon_running(instance):
-                raise ConfigurationError(
-                    f"no Dagster daemon serves this instance any more; backfill {backfill_id} waits for one: "
-                    f"`backfill-platform backfill --follow {backfill_id}` starts one and follows it"
-                )
-            state = progress(instance, dsn, backfill_id, keys, source.partitions, span.first, span.last)
-            elapsed = time.monotonic() - started
+    while True:
+        if own_daemon is not None and own_daemon.poll() is not None:
+            raise ConfigurationError(
+                f"the Dagster daemon this command started exited ({own_daemon.returncode}); "
+                f"see {os.environ['DAGSTER_HOME']}/daemon.log"
+            )
+        if own_daemon is None and not daemon_running(instance):
+            raise ConfigurationError(
+                f"no Dagster daemon serves this instance any more; backfill {backfill_id} waits for one: "
+                f"`backfill-platform backfill --follow {backfill_id}` starts one and follows it"
+            )
+        state = progress(instance, dsn, backfill_id, keys, source.partitions, span.first, span.last)
+        elapsed = time.monotonic() - started
+        if follow.tty:
+            print(f"\r{source.name}: {state.line(elapsed)}\033[K", end="", file=follow.out, flush=True)
+        elif state.finished or elapsed - last_print >= follow.every_s:
+            print(f"{source.name}: {state.line(elapsed)}", file=follow.out, flush=True)
+            last_print = elapsed
+        if state.finished:
             if follow.tty:
-                print(f"\r{source.name}: {state.line(elapsed)}\033[K", end="", file=follow.out, flush=True)
-            elif state.finished or elapsed - last_print >= follow.every_s:
-                print(f"{source.name}: {state.line(elapsed)}", file=follow.out, flush=True)
-                last_print = elapsed
-            if state.finished:
-                if follow.tty:
-                    print(file=follow.out)
-                return state
-            time.sleep(0.5 if follow.tty else 1.0)
-    except KeyboardInterrupt:
-        print(
-            f"\ndetached from backfill {backfill_id}; it goes on while a daemon runs "
-            f"(`backfill-platform dev`). Re-attach: backfill-platform backfill --follow {backfill_id}; "
-            f"cancel: backfill-platform backfill --cancel {backfill_id}",
-            file=follow.out,
-            flush=True,
-        )
-        raise
+                print(file=follow.out)
+            return state
+        time.sleep(0.5 if follow.tty else 1.0)
+
+
+def detached(backfill_id: str, follow: Follow) -> None:
+    print(
+        f"\ndetached from backfill {backfill_id}; it goes on while a daemon runs "
+        f"(`backfill-platform dev`). Re-attach: backfill-platform backfill --follow {backfill_id}; "
+        f"cancel: backfill-platform backfill --cancel {backfill_id}",
+        file=follow.out,
+        flush=True,
+    )
 
 
 def reattach(backfill_id: str, follow: Follow | None = None) -> Progress:
@@ -216,7 +246,11 @@ def reattach(backfill_id: str, follow: Follow | None = None) -> Progress:
             extra, _ = stack.enter_context(serving([source.source], None, env))
             env.update(extra)
             own = stack.enter_context(daemon(env))
-        return watch(instance, database_url(), backfill_id, source, keys, Range(first, last), follow, own)
+        try:
+            return watch(instance, database_url(), backfill_id, source, keys, Range(first, last), follow, own)
+        except KeyboardInterrupt:
+            detached(backfill_id, follow)
+            raise
 
 
 def cancel_backfill(backfill_id: str) -> None:
