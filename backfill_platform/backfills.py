@@ -22,7 +22,7 @@ import psycopg
 from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
 from dagster._core.definitions.selector import PartitionRangeSelector, PartitionsByAssetSelector, PartitionsSelector
 from dagster._core.events import DagsterEventType
-from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus, PartitionBackfill
 from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
 from dagster._core.storage.tags import BACKFILL_ID_TAG
 from dagster._core.utils import make_new_backfill_id
@@ -76,6 +76,25 @@ def submit(
     )
     instance.add_backfill(backfill)
     return backfill.backfill_id
+
+
+def earlier_attempt(
+    instance: dg.DagsterInstance, tags: Mapping[str, str], asset_keys: Sequence[dg.AssetKey]
+) -> PartitionBackfill | None:
+    """The latest backfill with these tags (source and range) and this selection that did not complete: a re-run of
+    the same command continues it instead of fetching again what it committed."""
+    candidates = instance.get_backfills(filters=BulkActionsFilter(tags=dict(tags)), limit=20)
+    wanted = set(asset_keys)
+    for backfill in sorted(candidates, key=lambda b: b.backfill_timestamp, reverse=True):
+        if set(backfill.asset_selection or ()) != wanted:
+            continue
+        return None if backfill.status == BulkActionStatus.COMPLETED_SUCCESS else backfill
+    return None
+
+
+def lineage(backfill: PartitionBackfill) -> str:
+    """The ledger lineage a backfill's runs commit under (see io_managers/ledger.py)."""
+    return backfill.tags.get(settings.LINEAGE_TAG) or f"backfill:{backfill.backfill_id}"
 
 
 def cancel(instance: dg.DagsterInstance, backfill_id: str) -> None:
@@ -199,8 +218,9 @@ def progress(
         has_ledger = conn.execute("SELECT to_regclass('backfill_platform.ledger')").fetchone() != (None,)
         committed = (
             conn.execute(
-                "SELECT asset, partition, rows FROM backfill_platform.ledger WHERE lineage = %s AND asset = ANY(%s)",
-                (f"backfill:{backfill_id}", names),
+                "SELECT asset, partition, rows FROM backfill_platform.ledger WHERE lineage = %s AND asset = ANY(%s) "
+                "AND partition = ANY(%s)",
+                (lineage(backfill) if backfill else f"backfill:{backfill_id}", names, list(keys)),
             ).fetchall()
             if has_ledger
             else []

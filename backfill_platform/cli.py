@@ -233,6 +233,11 @@ def _backfill(sub: argparse._SubParsersAction) -> None:
     )
     mode.add_argument("--real", dest="sandbox", action="store_false", help="require the real API's credentials")
     parser.add_argument("--no-wait", action="store_true", help="print the backfill id and return at once")
+    parser.add_argument(
+        "--refetch",
+        action="store_true",
+        help="fetch every partition again (by default a re-run continues an earlier attempt that did not complete)",
+    )
     parser.add_argument("--follow", metavar="ID", help="re-attach to a backfill and follow it to the end")
     parser.add_argument("--cancel", metavar="ID", help="cancel a backfill (its running runs are terminated)")
     parser.add_argument("--verbose", action="store_true", help="also print Dagster's own event stream")
@@ -253,7 +258,9 @@ def _run_backfill(args: argparse.Namespace) -> int:
     else:
         if not (args.target and args.first and args.last):
             raise ConfigurationError("backfill needs a source or asset keys, --from and --to (or --follow/--cancel ID)")
-        result = run_backfill([args.target], args.first, args.last, args.sandbox, wait=not args.no_wait)
+        result = run_backfill(
+            [args.target], args.first, args.last, args.sandbox, wait=not args.no_wait, refetch=args.refetch
+        )
         if args.no_wait:
             return 0
         done, ids = result, []

@@ -17,7 +17,17 @@ from typing import Any, TextIO
 import dagster as dg
 
 from backfill_platform import settings
-from backfill_platform.backfills import Progress, cancel, daemon, daemon_running, progress, submit
+from backfill_platform.backfills import (
+    FINISHED,
+    Progress,
+    cancel,
+    daemon,
+    daemon_running,
+    earlier_attempt,
+    lineage,
+    progress,
+    submit,
+)
 from backfill_platform.endpoints import serving
 from backfill_platform.errors import ConfigurationError
 from backfill_platform.instance import platform_environment
@@ -96,11 +106,15 @@ def run_backfill(
     use_sandbox: bool | None = None,
     wait: bool = True,
     follow: Follow | None = None,
+    refetch: bool = False,
 ) -> list[Progress] | list[str]:
     """Submit one asset backfill per target over first..last (the daemon runs them) and follow each to the end.
 
+    A re-run of the same target and range continues the latest attempt that did not complete (its unfinished backfill,
+    or a new one under a failed one's lineage), so nothing it committed is fetched again; `refetch` starts afresh.
     Returns the backfill ids at once with `wait=False`. When no daemon serves the instance, one runs for the
     duration, with the sandbox for every source whose credentials are unset."""
+    from backfill_platform.database import database_url
 
     loaded = load()
     chosen = [resolve_target(t, loaded) for t in targets]
@@ -109,51 +123,65 @@ def run_backfill(
     os.environ.update({k: env[k] for k in (settings.DATABASE_URL, "DAGSTER_HOME", settings.HOME)})
     follow = follow or Follow(tty=sys.stdout.isatty())
     with dg.DagsterInstance.get() as instance, ExitStack() as stack:
-        own: subprocess.Popen | None = None
-        if not daemon_running(instance):
+        needs_daemon = not daemon_running(instance)
+        if needs_daemon:
             extra, endpoints = stack.enter_context(serving([s.source for s, _ in chosen], use_sandbox, env))
             env.update(extra)
-            own = stack.enter_context(daemon(env))
             for endpoint in endpoints:
                 print(endpoint.describe(), file=follow.out)
-            print("a Dagster daemon runs for this command (none was running for this instance)", file=follow.out)
         from backfill_platform.definitions import defs
 
         graph = defs.resolve_asset_graph()
         ids: list[str] = []
         results: list[Progress] = []
         try:
-            return _submit_and_watch(instance, graph, chosen, spans, wait, follow, own, ids, results)
+            _submit_all(instance, graph, chosen, spans, follow, ids, refetch)
+            if not wait:
+                if needs_daemon:
+                    print("no daemon serves this instance: `--follow ID` (or `backfill-platform dev`) runs them")
+                return ids
+            own: subprocess.Popen | None = None
+            if needs_daemon:  # started after the submission, so its first backfill iteration already sees it
+                own = stack.enter_context(daemon(env))
+                print("a Dagster daemon runs for this command (none was running for this instance)", file=follow.out)
+            for backfill_id, (source, keys), span in zip(ids, chosen, spans, strict=True):
+                results.append(watch(instance, database_url(), backfill_id, source, keys, span, follow, own))
+            return results
         except KeyboardInterrupt:
             for backfill_id in ids[len(results) :]:
                 detached(backfill_id, follow)
             raise
 
 
-def _submit_and_watch(
+def _submit_all(
     instance: dg.DagsterInstance,
     graph: Any,
     chosen: Sequence[tuple[LoadedSource, list[dg.AssetKey]]],
     spans: Sequence[Range],
-    wait: bool,
     follow: Follow,
-    own: subprocess.Popen | None,
     ids: list[str],
-    results: list[Progress],
-) -> list[Progress] | list[str]:
-    """Submit each backfill, then follow each; `ids` and `results` fill in as it goes (for a Ctrl-C message)."""
+    refetch: bool,
+) -> None:
+    """Submit (or continue) each backfill; `ids` fills in as it goes (for a Ctrl-C message)."""
     from backfill_platform.database import database_url, redact
 
     for (source, keys), span in zip(chosen, spans, strict=True):
-        backfill_id = submit_uninterrupted(
-            instance,
-            graph,
-            keys,
-            span.first,
-            span.last,
-            {**source.source.tags, RANGE_TAG: f"{span.first}..{span.last}"},
-            f"{source.name} {span.first}..{span.last}",
-        )
+        tags = {**source.source.tags, RANGE_TAG: f"{span.first}..{span.last}"}
+        prior = None if refetch else earlier_attempt(instance, tags, keys)
+        if prior is not None and prior.status not in FINISHED:
+            print(f"continuing unfinished backfill {prior.backfill_id} (--refetch starts afresh)", file=follow.out)
+            backfill_id = prior.backfill_id
+        else:
+            if prior is not None:  # failed or canceled: a new backfill commits under its lineage, so skips its days
+                tags[settings.LINEAGE_TAG] = lineage(prior)
+                print(
+                    f"resuming after {prior.status.value} backfill {prior.backfill_id}: committed partitions are "
+                    "not fetched again (--refetch starts afresh)",
+                    file=follow.out,
+                )
+            backfill_id = submit_uninterrupted(
+                instance, graph, keys, span.first, span.last, tags, f"{source.name} {span.first}..{span.last}"
+            )
         ids.append(backfill_id)
         print(
             f"backfill {backfill_id}: {', '.join(k.to_user_string() for k in keys)} {span.first}..{span.last} "
@@ -161,13 +189,6 @@ def _submit_and_watch(
             file=follow.out,
             flush=True,
         )
-    if not wait:
-        if own is not None:
-            print("the daemon stops with this command: re-attach with --follow to finish", file=follow.out)
-        return ids
-    for backfill_id, (source, keys), span in zip(ids, chosen, spans, strict=True):
-        results.append(watch(instance, database_url(), backfill_id, source, keys, span, follow, own))
-    return results
 
 
 def submit_uninterrupted(*args: Any) -> str:

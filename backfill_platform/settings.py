@@ -14,6 +14,8 @@ SOURCES = ("blaze", "canton", "racing", "alpaca", "stacks")
 
 # Dagster's run-queue tag that limits concurrent runs per API (see dagster.yaml).
 API_TAG = "backfill_platform/api"
+# The commit lineage a run resumes (see io_managers/ledger.py): set on a backfill that continues an earlier attempt.
+LINEAGE_TAG = "backfill_platform/lineage"
 # Schema of the platform's own bookkeeping tables (ledger, rate budget).
 PLATFORM_SCHEMA = "backfill_platform"
 # The run tags Dagster gives a single run over a partition range (UI backfill, --partition-range, CLI backfill).

@@ -246,3 +246,50 @@ def test_no_wait_follow_cancel_and_ctrl_c_detach(db_url: str, tmp_path) -> None:
         statuses = dict(conn.execute("SELECT key, status FROM bulk_actions").fetchall())
     assert statuses[first] == "COMPLETED_SUCCESS" and statuses[other] in ("CANCELED", "CANCELING")
     assert statuses[detached] in ("REQUESTED", "COMPLETED_SUCCESS")  # not canceled: it goes on when a daemon runs
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_a_rerun_of_a_failed_backfill_resumes_its_commits(sandbox, db_url: str, tmp_path) -> None:
+    """The same command after a failed attempt continues it: only what the ledger does not hold is fetched."""
+    import os
+    import re
+    from datetime import date, timedelta
+
+    import psycopg
+
+    from backfill_platform.sandbox.core import SandboxConfig
+    from backfill_platform.sandbox.env import credentials
+    from backfill_platform.sandbox.generators import blaze as truth
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS blaze CASCADE")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKFILL_BLAZE_")}
+    env.update(
+        BACKFILL_DATABASE_URL=db_url,
+        BACKFILL_HOME=str(tmp_path / "home"),
+        BACKFILL_BLAZE_BASE_URL=f"{sandbox.origin}/blaze",  # the session's sandbox stands in for the real API
+        **{k: v for k, v in credentials(SandboxConfig()).items() if k.startswith("BACKFILL_BLAZE_")},
+    )
+    days = [date(2024, 7, 1) + timedelta(days=n) for n in range(10)]
+    per_day = [len(truth.transactions_for_day(SandboxConfig().seed, d)) for d in days]
+    first_window, second_window = -(-sum(per_day[:7]) // 100), -(-sum(per_day[7:]) // 100)
+    # every attempt at the second window is refused: the run and both of Dagster's retries fail there
+    sandbox.faults("blaze", {"scripted": [{"kind": "status", "status": 400, "times": 3, "after": first_window}]})
+    args = [*CLI, "backfill", "blaze", "--from", "2024-07-01", "--to", "2024-07-10"]
+    failed = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert re.search(r"error: blaze /api/v1/partner/transactions: HTTP 400", failed.stdout), failed.stdout
+    calls_before = sandbox.stats()["routes"]["blaze transactions"]["requests"]
+    assert calls_before == first_window + 3  # the first window once, then one refused call per attempt
+    resumed = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "resuming after COMPLETED_FAILED backfill" in resumed.stdout, resumed.stdout
+    calls = sandbox.stats()["routes"]["blaze transactions"]["requests"] - calls_before
+    assert calls == second_window + len(days)  # the missing window, and the totals check's one call per day
+    expected = {t["id"] for d in days for t in truth.transactions_for_day(SandboxConfig().seed, d)}
+    with psycopg.connect(db_url) as conn:
+        stored = [r[0] for r in conn.execute("SELECT id FROM blaze.transactions")]
+    assert sorted(stored) == sorted(expected)
+    refetched = subprocess.run([*args, "--refetch"], capture_output=True, text=True, timeout=300, env=env)
+    assert refetched.returncode == 0 and "resuming" not in refetched.stdout and "continuing" not in refetched.stdout

@@ -13,7 +13,7 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 
-from backfill_platform.settings import PLATFORM_SCHEMA
+from backfill_platform.settings import LINEAGE_TAG, PLATFORM_SCHEMA
 
 BACKFILL_TAG = "dagster/backfill"
 UNPARTITIONED = "__all__"
@@ -56,6 +56,9 @@ RUN_ROWS = sql.SQL(
 
 
 def lineage_of(run: dg.DagsterRun) -> str:
+    """An explicit lineage (a re-run continuing an earlier attempt), else the backfill, else the root run."""
+    if run.tags.get(LINEAGE_TAG):
+        return run.tags[LINEAGE_TAG]
     backfill = run.tags.get(BACKFILL_TAG)
     return f"backfill:{backfill}" if backfill else f"run:{run.root_run_id or run.run_id}"
 

@@ -33,6 +33,10 @@ class CantonApi(HttpApiResource):
     API: ClassVar[str] = "canton"
     DEFAULT_BASE_URL: ClassVar[str] = "https://scan.sv-1.global.canton.network.sync.global"
     DEFAULT_RATE: ClassVar[str] = "20/s"  # Scan publishes no number; an SV's Envoy bucket decides
+    # Until its own backfill is done, Scan answers 503 {"error": "This scan instance has not yet loaded its updates
+    # history. Wait a short time and retry."}: only that answer is waited out long; other 5xx get the ordinary limits.
+    WARMUP_STATUS: ClassVar[int | None] = 503
+    WARMUP_BODY_CONTAINS: ClassVar[str] = "has not yet loaded its updates history"
     migrations: str = Field(
         default="",
         description="Migration ids to walk where migration-info is not served, e.g. '0,1,2' "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -45,11 +46,71 @@ class ApiError(Exception):
 
 
 class RetryableError(Exception):
-    """A 429/5xx, a timeout, a cut connection or a malformed body: worth another attempt."""
+    """A 429/5xx, a timeout, a cut connection or a malformed body: worth another attempt. `warmup`: the answer matched
+    the API's declared warm-up rule, so it draws on that rule's allowance instead of the ordinary one."""
 
-    def __init__(self, message: str, wait_hint_s: float | None = None, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, wait_hint_s: float | None = None, status: int | None = None, warmup: bool = False
+    ) -> None:
         super().__init__(message)
-        self.wait_hint_s, self.status = wait_hint_s, status
+        self.wait_hint_s, self.status, self.warmup = wait_hint_s, status, warmup
+
+
+@dataclass(frozen=True)
+class WarmupRule:
+    """An API's documented "not ready yet" answer (a status whose body contains a known text): waited out with its own,
+    larger allowance. Every other retryable failure keeps the ordinary max_attempts / max_retry_wait_s."""
+
+    status: int
+    body_contains: str
+    max_attempts: int
+    max_wait_s: float
+
+    def matches(self, status: int, body: str) -> bool:
+        return status == self.status and self.body_contains in body
+
+
+@dataclass
+class _Allowance:
+    """What one request may spend on one kind of failure, and has spent: failed attempts, and seconds (those attempts
+    plus the waits after them)."""
+
+    max_attempts: int
+    max_s: float
+    attempts: int = 0
+    spent_s: float = 0.0
+
+    def exhausted(self) -> bool:
+        return self.attempts >= self.max_attempts or self.spent_s >= self.max_s
+
+
+class _Allowances:
+    """One request's retry accounting: warm-up answers draw on the warm-up rule's allowance, everything else on the
+    ordinary one, so a long warm-up neither uses up nor extends the patience for a broken answer."""
+
+    def __init__(self, max_attempts: int, max_s: float, warmup: WarmupRule | None) -> None:
+        self.ordinary = _Allowance(max_attempts, max_s)
+        self.warmup = _Allowance(warmup.max_attempts, warmup.max_wait_s) if warmup is not None else self.ordinary
+        self.current = self.ordinary
+        self.warming_up = False  # the last failure matched the warm-up rule
+        self.attempt_started: float | None = None
+
+    def charge(self, state: tenacity.RetryCallState) -> bool:
+        """tenacity's retry predicate (the first callback after each attempt): retry RetryableError only, and charge
+        the attempt to its allowance."""
+        exc = state.outcome.exception() if state.outcome else None
+        if not isinstance(exc, RetryableError):
+            return False
+        self.warming_up = exc.warmup
+        self.current = self.warmup if exc.warmup else self.ordinary
+        started = self.attempt_started if self.attempt_started is not None else state.start_time
+        self.current.attempts += 1
+        self.current.spent_s += max(0.0, (state.outcome_timestamp or time.monotonic()) - started)
+        return True
+
+    def slept(self, seconds: float) -> None:
+        self.current.spent_s += seconds
+        self.attempt_started = time.monotonic() + seconds
 
 
 @dataclass
@@ -136,12 +197,13 @@ class ApiSession:
         max_retry_wait_s: float = 300.0,
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
+        warmup: WarmupRule | None = None,
     ) -> None:
         self.api, self.budget = api, budget
-        self.max_attempts, self.max_retry_wait_s = max_attempts, max_retry_wait_s
+        self.max_attempts, self.max_retry_wait_s, self.warmup = max_attempts, max_retry_wait_s, warmup
         self.metrics = HttpMetrics()
         self._scope = threading.local()
-        self._backoff = tenacity.wait_exponential_jitter(initial=backoff_initial_s, max=backoff_max_s)
+        self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
         self.client = httpx.Client(
             base_url=base_url.rstrip("/"),
             headers=dict(headers),
@@ -177,30 +239,41 @@ class ApiSession:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _wait(self, state: tenacity.RetryCallState) -> float:
-        """The server's hint when it gave one (capped by the total budget), else exponential backoff with jitter."""
+    def _wait(self, state: tenacity.RetryCallState, allowances: _Allowances) -> float:
+        """The server's hint when it gave one, else exponential backoff with jitter over the failures of this kind
+        (warm-up or ordinary); never past what is left of that kind's allowance."""
         exc = state.outcome.exception() if state.outcome else None
         hint = exc.wait_hint_s if isinstance(exc, RetryableError) else None
-        wait = hint + 0.05 if hint is not None else self._backoff(state)
-        return min(wait, self.max_retry_wait_s)
+        allowance = allowances.current
+        if hint is not None:
+            wait = hint + 0.05
+        else:  # tenacity's wait_exponential_jitter, counted per allowance
+            wait = self.backoff_initial_s * 2 ** (allowance.attempts - 1) + random.uniform(0, 1.0)
+            wait = min(wait, self.backoff_max_s)
+        return max(0.0, min(wait, allowance.max_s - allowance.spent_s))
 
-    def _before_sleep(self, route: str, state: tenacity.RetryCallState) -> None:
+    def _before_sleep(self, route: str, state: tenacity.RetryCallState, allowances: _Allowances) -> None:
         wait = state.next_action.sleep if state.next_action else 0.0
         self._count(retries=1, retry_wait_s=wait)
         exc = state.outcome.exception() if state.outcome else None
+        allowance = allowances.current
         log.warning(
-            "%s %s: attempt %d of %d failed (%s), retrying in %.2f s",
+            "%s %s: %s %d of %d failed (%s), retrying in %.2f s",
             self.api,
             route,
-            state.attempt_number,
-            self.max_attempts,
+            "warm-up attempt" if allowances.warming_up else "attempt",
+            allowance.attempts,
+            allowance.max_attempts,
             exc if exc is not None else "no answer",
             wait,
         )
+        allowances.slept(wait)
 
     def _attempt(self, method: str, route: str, params: Any, json: Any, decode: Callable[[bytes], Any]) -> Any:
-        if self.budget is not None:
-            self._count(budget_wait_s=self.budget.acquire())
+        budget = self.budget
+        claim = budget.acquire() if budget is not None else None
+        if claim is not None:
+            self._count(budget_wait_s=claim.waited_s)
         self._count(calls=1)
         try:
             response = self.client.request(method, route, params=params, json=json)
@@ -208,12 +281,18 @@ class ApiSession:
             raise RetryableError(f"timed out ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
             raise RetryableError(f"connection failed ({type(exc).__name__})") from None
+        finally:  # answered or failed, the server has counted the call by now: its budget slot counts from here
+            if budget is not None and claim is not None:
+                budget.release(claim)
         self._count(bytes=len(response.content))
         if response.status_code in RETRYABLE_STATUS:
             if response.status_code == 429:
                 self._count(http_429=1)
             raise RetryableError(
-                f"HTTP {response.status_code} {_short(response.text, 120)}", wait_hint(response), response.status_code
+                f"HTTP {response.status_code} {_short(response.text, 120)}",
+                wait_hint(response),
+                response.status_code,
+                warmup=self.warmup is not None and self.warmup.matches(response.status_code, response.text),
             )
         if response.status_code >= 400:
             raise ApiError(
@@ -237,13 +316,16 @@ class ApiSession:
         """One logical request: budgeted attempts, retried on 429/5xx/timeouts/resets/malformed bodies.
 
         `decode` turns the body into values (a typed msgspec decoder skips what a source does not need); a body that
-        is not JSON is retried, JSON of the wrong shape (msgspec.ValidationError) fails at once.
+        is not JSON is retried, JSON of the wrong shape (msgspec.ValidationError) fails at once. Failures get
+        `max_attempts` attempts and `max_retry_wait_s` seconds; answers matching the session's warm-up rule are counted
+        apart, against the rule's own (larger) limits.
         """
+        allowances = _Allowances(self.max_attempts, self.max_retry_wait_s, self.warmup)
         retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.max_attempts) | tenacity.stop_after_delay(self.max_retry_wait_s),
-            retry=tenacity.retry_if_exception_type(RetryableError),
-            wait=self._wait,
-            before_sleep=lambda state: self._before_sleep(route, state),
+            stop=lambda state: allowances.current.exhausted(),
+            retry=allowances.charge,
+            wait=lambda state: self._wait(state, allowances),
+            before_sleep=lambda state: self._before_sleep(route, state, allowances),
             reraise=True,
         )
         try:
@@ -282,7 +364,17 @@ class HttpApiResource(dg.ConfigurableResource):
     )
     timeout_s: float = Field(default=30.0, description="Per-request timeout in seconds.")
     max_attempts: int = Field(default=8, description="Attempts per request before failing.")
-    max_retry_wait_s: float = Field(default=300.0, description="Cap on seconds spent waiting between attempts.")
+    max_retry_wait_s: float = Field(
+        default=300.0, description="Cap on seconds spent on failed attempts and the waits between them."
+    )
+    warmup_max_attempts: int = Field(
+        default=40,
+        description="Attempts allowed for the API's declared warm-up answer (WARMUP_STATUS with WARMUP_BODY_CONTAINS "
+        "in the body), counted apart from max_attempts; unused by APIs that declare none.",
+    )
+    warmup_max_wait_s: float = Field(
+        default=1800.0, description="Cap on seconds spent waiting out the declared warm-up answer."
+    )
     backoff_initial_s: float = Field(default=0.5, description="First backoff after a 5xx or a 429 without hints.")
     backoff_max_s: float = Field(default=30.0, description="Longest single backoff.")
     use_budget: bool = Field(default=True, description="Share the request budget through PostgreSQL.")
@@ -293,6 +385,9 @@ class HttpApiResource(dg.ConfigurableResource):
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ()
     DEFAULT_BASE_URL: ClassVar[str] = ""
     DEFAULT_RATE: ClassVar[str] = "10/s"
+    # A documented "not ready yet" answer waited out with warmup_max_attempts / warmup_max_wait_s (None: no such rule).
+    WARMUP_STATUS: ClassVar[int | None] = None
+    WARMUP_BODY_CONTAINS: ClassVar[str] = ""
 
     def __repr_args__(self):  # pydantic repr: credentials never printed
         for name, value in super().__repr_args__():
@@ -328,8 +423,16 @@ class HttpApiResource(dg.ConfigurableResource):
                 self.max_retry_wait_s,
                 self.backoff_initial_s,
                 self.backoff_max_s,
+                self.warmup_rule(),
             )
         return self._session
+
+    def warmup_rule(self) -> WarmupRule | None:
+        if self.WARMUP_STATUS is None:
+            return None
+        return WarmupRule(
+            self.WARMUP_STATUS, self.WARMUP_BODY_CONTAINS, self.warmup_max_attempts, self.warmup_max_wait_s
+        )
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._session is not None:

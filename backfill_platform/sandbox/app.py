@@ -39,6 +39,14 @@ def control_routes(sandbox: Sandbox) -> list[Route]:
         sandbox.revisions[api] = int((await request.json())["revision"])
         return json_response({"revision": sandbox.revisions[api]})
 
+    async def arrivals(request: Request) -> Response:
+        """When each request of an API arrived (epoch seconds) and, with ?window=<seconds>, the most that arrived
+        within any window of that length: what the API's own sliding-window limit counts."""
+        api = request.path_params["api"]
+        window = float(request.query_params.get("window", "0") or 0)
+        busiest = sandbox.stats.busiest(api, window) if window > 0 else None
+        return json_response({"api": api, "arrivals": sandbox.stats.arrivals(api), "busiest": busiest})
+
     async def ping(request: Request) -> Response:
         """For the budget benchmark: counts arrivals per clock second, 429 above ?limit= in a second."""
         second = int(time.time())
@@ -84,6 +92,7 @@ def control_routes(sandbox: Sandbox) -> list[Route]:
         Route("/_sandbox/revision/{api}", revision, methods=["POST"]),
         Route("/_sandbox/config", config, methods=["GET"]),
         Route("/_sandbox/env", environment, methods=["GET"]),
+        Route("/_sandbox/arrivals/{api}", arrivals, methods=["GET"]),
         Route("/_bench/ping", ping, methods=["GET"]),
         Route("/_sandbox/prerender/canton", prerender, methods=["POST"]),
     ]

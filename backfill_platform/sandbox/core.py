@@ -18,6 +18,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 JSON = "application/json"
+# Arrival times kept per API: every window of a test or benchmark, bounded for a long-running demo sandbox.
+ARRIVALS_KEPT = 100_000
 
 
 @dataclass
@@ -57,7 +59,8 @@ class SandboxConfig:
 
 
 class Stats:
-    """Requests, 429s, faults and statuses per API and per route, for tests and benchmarks."""
+    """Requests, 429s, faults and statuses per API and per route, and when each request arrived, for tests and
+    benchmarks."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -67,6 +70,28 @@ class Stats:
         with self._lock:
             self.counts: dict[str, Counter[str]] = defaultdict(Counter)
             self.routes: dict[str, Counter[str]] = defaultdict(Counter)
+            self.arrived: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=ARRIVALS_KEPT))
+
+    def arrive(self, api: str, route: str) -> None:
+        """A request reached the API (after any injected latency): counted, and its wall-clock time kept."""
+        with self._lock:
+            self.counts[api]["requests"] += 1
+            self.routes[f"{api} {route}"]["requests"] += 1
+            self.arrived[api].append(time.time())
+
+    def arrivals(self, api: str) -> list[float]:
+        """Epoch seconds at which the API's requests arrived, oldest first."""
+        with self._lock:
+            return sorted(self.arrived.get(api, ()))
+
+    def busiest(self, api: str, period_s: float) -> int:
+        """The most requests that arrived within any `period_s` seconds: what a sliding-window limit counts."""
+        times, first, most = self.arrivals(api), 0, 0
+        for last, t in enumerate(times):
+            while times[first] <= t - period_s:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
 
     def add(self, api: str, route: str, key: str, n: int = 1) -> None:
         with self._lock:
@@ -163,6 +188,9 @@ class FaultPlan:
     status_choices: tuple[int, ...] = (500, 502, 503)
     slow_seconds: float = 5.0
     shift_rows: int = 0  # rows that appear at the head while a client pages (offset shifting)
+    # Network latency on the way in: each request of the API reaches it (and is counted) a uniformly drawn
+    # (min_s, max_s) seconds late.
+    jitter: tuple[float, float] | None = None
 
     def draw(self, route: str, rng: random.Random) -> Fault | None:
         for fault in self.scripted:
@@ -186,12 +214,19 @@ class FaultPlan:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> FaultPlan:
         scripted = [Fault(**{**f, "body": f["body"].encode()} if f.get("body") else f) for f in raw.get("scripted", [])]
+        jitter = None
+        if raw.get("jitter"):
+            low, high = (float(x) for x in raw["jitter"])
+            if not 0 <= low <= high:
+                raise ValueError(f"jitter {raw['jitter']!r} is not [min_s, max_s] with 0 <= min_s <= max_s")
+            jitter = (low, high)
         return cls(
             scripted=scripted,
             probability=dict(raw.get("probability", {})),
             status_choices=tuple(raw.get("status_choices", (500, 502, 503))),
             slow_seconds=float(raw.get("slow_seconds", 5.0)),
             shift_rows=int(raw.get("shift_rows", 0)),
+            jitter=jitter,
         )
 
 
@@ -255,10 +290,14 @@ def api_endpoint(
     error_body: Callable[[int], bytes],
     error_media: str = JSON,
 ) -> Callable[[Request], Awaitable[Response]]:
-    """Wrap a handler with what every request of an API goes through: count, auth and limit (guard), faults."""
+    """Wrap a handler with what every request of an API goes through: latency, count, auth and limit (guard),
+    faults."""
 
     async def endpoint(request: Request) -> Response:
-        sandbox.stats.add(api, route, "requests")
+        jitter = sandbox.faults[api].jitter
+        if jitter is not None:  # the request is still on its way: the API sees (and counts) it only after this
+            await asyncio.sleep(sandbox.rng.uniform(*jitter))
+        sandbox.stats.arrive(api, route)
         refused = guard(request, sandbox)
         if refused is not None:
             sandbox.stats.add(api, route, str(refused.status_code))

@@ -8,8 +8,8 @@ from backfill_platform.sources.contract import Automation, Option, Source, Sourc
 
 def resource(cfg: SourceConfig) -> CantonApi:
     return CantonApi(
-        max_attempts=settings.MAX_ATTEMPTS,
-        max_retry_wait_s=settings.MAX_RETRY_WAIT_S,
+        warmup_max_attempts=settings.WARMUP_MAX_ATTEMPTS,
+        warmup_max_wait_s=settings.WARMUP_MAX_WAIT_S,
         migrations=cfg["MIGRATIONS"],
     )
 

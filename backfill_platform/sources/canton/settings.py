@@ -11,9 +11,10 @@ TIMEZONE = "UTC"  # record time
 STREAMS = "4"
 # Pages of one day held ahead of its writer's COPY (≈3 MB each at 1000 updates): bounds memory per stream.
 PAGES_AHEAD = 8
-# A Scan that has not loaded its history answers 503 for a while: wait that out rather than fail.
-MAX_ATTEMPTS = 40
-MAX_RETRY_WAIT_S = 1800.0
+# A Scan that has not loaded its history answers 503 "has not yet loaded its updates history" for a while: that answer
+# alone is waited out this long (CantonApi's warm-up rule); any other failure keeps the ordinary 8 attempts / 300 s.
+WARMUP_MAX_ATTEMPTS = 40
+WARMUP_MAX_WAIT_S = 1800.0
 # A record day is final once it has passed: the daily schedule fetches yesterday.
 SCHEDULE_WINDOW_DAYS = 1
 SCHEDULE_TIME = "00:30"
