@@ -8,7 +8,6 @@ Dagster (`run_retries`), each retry resuming from the ledger (the backfill id is
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from dagster._core.storage.tags import BACKFILL_ID_TAG
 from dagster._core.utils import make_new_backfill_id
 
 from backfill_platform import settings
+from backfill_platform.processes import die_with_parent, stop_group
 from backfill_platform.summary import failure_line
 
 FINISHED = {
@@ -117,7 +117,9 @@ def daemon(env: Mapping[str, str]) -> Iterator[subprocess.Popen]:
     home = env["DAGSTER_HOME"]
     cmd = [sys.executable, "-m", "dagster._daemon", "run", "-w", str(settings.project_root() / "workspace.yaml")]
     log = open(os.path.join(home, "daemon.log"), "ab")  # noqa: SIM115 - closed below, after the process
-    proc = subprocess.Popen(cmd, cwd=home, env=dict(env), stdout=log, stderr=log, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=home, env=dict(env), stdout=log, stderr=log, start_new_session=True, preexec_fn=die_with_parent
+    )
     try:
         yield proc
     finally:
@@ -127,20 +129,6 @@ def daemon(env: Mapping[str, str]) -> Iterator[subprocess.Popen]:
         # (A daemon that still runs, e.g. `backfill-platform dev`'s, writes a new one within its 30 s interval.)
         with dg.DagsterInstance.get() as instance:
             instance.wipe_daemon_heartbeats()
-
-
-def stop_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
-    """SIGTERM to the process group, then SIGKILL after `grace_s`."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
-    except ProcessLookupError:
-        pass
 
 
 @dataclass

@@ -70,8 +70,8 @@ def _dev(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_dev(args: argparse.Namespace) -> int:
-    from backfill_platform.backfills import stop_group
     from backfill_platform.endpoints import serving
+    from backfill_platform.processes import die_with_parent, stop_group
     from backfill_platform.sources import SOURCES
 
     require_free_port(args.port, "--port")
@@ -96,7 +96,9 @@ def _run_dev(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         # cwd = DAGSTER_HOME: no stray dagster.yaml warning, no storage/ inside the checkout
         env["PYTHONWARNINGS"] = "ignore:Function `dev_command` is superseded"  # Dagster's note about its own CLI
-        proc = subprocess.Popen(cmd, cwd=env["DAGSTER_HOME"], env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=env["DAGSTER_HOME"], env=env, start_new_session=True, preexec_fn=die_with_parent
+        )
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
             return proc.wait()

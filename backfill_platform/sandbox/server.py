@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import uvicorn
 
+from backfill_platform.processes import die_with_parent
 from backfill_platform.sandbox.app import build_app
 from backfill_platform.sandbox.core import SandboxConfig
 from backfill_platform.sandbox.env import base_urls
@@ -42,7 +43,10 @@ class SandboxProcess:
         env = dict(os.environ, **{CONFIG_ENV: self.config.to_json().decode()})
         root = Path(__file__).resolve().parents[2]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "backfill_platform.sandbox", "--port", str(self.port)], env=env, cwd=root
+            [sys.executable, "-m", "backfill_platform.sandbox", "--port", str(self.port)],
+            env=env,
+            cwd=root,
+            preexec_fn=die_with_parent,  # a killed command leaves no sandbox behind
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
