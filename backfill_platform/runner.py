@@ -32,7 +32,7 @@ from backfill_platform.endpoints import serving
 from backfill_platform.errors import ConfigurationError
 from backfill_platform.instance import platform_environment
 from backfill_platform.sources import load, named
-from backfill_platform.sources.contract import LoadedSource
+from backfill_platform.sources.contract import LoadedSource, Source
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,41 @@ class Follow:
     out: TextIO = sys.stdout
 
 
+class DaemonOnDemand:
+    """The daemon (and the sandbox, for sources without credentials) this command runs when no daemon serves the
+    instance: started when needed, also when a daemon it relied on goes away, and stopped with the command."""
+
+    def __init__(
+        self, stack: ExitStack, env: dict[str, str], sources: Sequence[Source], use_sandbox: bool | None, out: TextIO
+    ) -> None:
+        self.stack, self.env, self.sources, self.use_sandbox, self.out = stack, env, sources, use_sandbox, out
+        self.proc: subprocess.Popen | None = None
+        self.served = False
+
+    def serve_apis(self) -> None:
+        """The sandbox, if a source needs it, before anything is submitted (its URLs go to the daemon's runs)."""
+        if not self.served:
+            extra, endpoints = self.stack.enter_context(serving(self.sources, self.use_sandbox, self.env))
+            self.env.update(extra)
+            self.served = True
+            for endpoint in endpoints:
+                print(endpoint.describe(), file=self.out)
+
+    def ensure(self, instance: dg.DagsterInstance) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is not None:
+                raise ConfigurationError(
+                    f"the Dagster daemon this command started exited ({self.proc.returncode}); "
+                    f"see {self.env['DAGSTER_HOME']}/daemon.log"
+                )
+            return
+        if daemon_running(instance):
+            return
+        self.serve_apis()
+        self.proc = self.stack.enter_context(daemon(self.env))
+        print("a Dagster daemon runs for this command (none serves this instance)", file=self.out, flush=True)
+
+
 def run_backfill(
     targets: Sequence[str],
     first: str,
@@ -123,12 +158,9 @@ def run_backfill(
     os.environ.update({k: env[k] for k in (settings.DATABASE_URL, "DAGSTER_HOME", settings.HOME)})
     follow = follow or Follow(tty=sys.stdout.isatty())
     with dg.DagsterInstance.get() as instance, ExitStack() as stack:
-        needs_daemon = not daemon_running(instance)
-        if needs_daemon:
-            extra, endpoints = stack.enter_context(serving([s.source for s, _ in chosen], use_sandbox, env))
-            env.update(extra)
-            for endpoint in endpoints:
-                print(endpoint.describe(), file=follow.out)
+        on_demand = DaemonOnDemand(stack, env, [s.source for s, _ in chosen], use_sandbox, follow.out)
+        if not daemon_running(instance):
+            on_demand.serve_apis()
         from backfill_platform.definitions import defs
 
         graph = defs.resolve_asset_graph()
@@ -137,15 +169,12 @@ def run_backfill(
         try:
             _submit_all(instance, graph, chosen, spans, follow, ids, refetch)
             if not wait:
-                if needs_daemon:
+                if not daemon_running(instance):
                     print("no daemon serves this instance: `--follow ID` (or `backfill-platform dev`) runs them")
                 return ids
-            own: subprocess.Popen | None = None
-            if needs_daemon:  # started after the submission, so its first backfill iteration already sees it
-                own = stack.enter_context(daemon(env))
-                print("a Dagster daemon runs for this command (none was running for this instance)", file=follow.out)
+            # a daemon started after the submission sees the backfills in its first iteration
             for backfill_id, (source, keys), span in zip(ids, chosen, spans, strict=True):
-                results.append(watch(instance, database_url(), backfill_id, source, keys, span, follow, own))
+                results.append(watch(instance, database_url(), backfill_id, source, keys, span, follow, on_demand))
             return results
         except KeyboardInterrupt:
             for backfill_id in ids[len(results) :]:
@@ -208,22 +237,13 @@ def watch(
     keys: Sequence[dg.AssetKey],
     span: Range,
     follow: Follow,
-    own_daemon: subprocess.Popen | None = None,
+    on_demand: DaemonOnDemand,
 ) -> Progress:
     """Follow a backfill until it finishes (the caller turns Ctrl-C into a detach message)."""
     started = time.monotonic()
     last_print = 0.0
     while True:
-        if own_daemon is not None and own_daemon.poll() is not None:
-            raise ConfigurationError(
-                f"the Dagster daemon this command started exited ({own_daemon.returncode}); "
-                f"see {os.environ['DAGSTER_HOME']}/daemon.log"
-            )
-        if own_daemon is None and not daemon_running(instance):
-            raise ConfigurationError(
-                f"no Dagster daemon serves this instance any more; backfill {backfill_id} waits for one: "
-                f"`backfill-platform backfill --follow {backfill_id}` starts one and follows it"
-            )
+        on_demand.ensure(instance)
         state = progress(instance, dsn, backfill_id, keys, source.partitions, span.first, span.last)
         elapsed = time.monotonic() - started
         if follow.tty:
@@ -262,13 +282,9 @@ def reattach(backfill_id: str, follow: Follow | None = None) -> Progress:
         source = named(backfill.tags.get(settings.API_TAG, ""), load())
         first, _, last = backfill.tags.get(RANGE_TAG, "..").partition("..")
         keys = list(backfill.asset_selection or source.asset_keys)
-        own: subprocess.Popen | None = None
-        if not daemon_running(instance):
-            extra, _ = stack.enter_context(serving([source.source], None, env))
-            env.update(extra)
-            own = stack.enter_context(daemon(env))
+        on_demand = DaemonOnDemand(stack, env, [source.source], None, follow.out)
         try:
-            return watch(instance, database_url(), backfill_id, source, keys, Range(first, last), follow, own)
+            return watch(instance, database_url(), backfill_id, source, keys, Range(first, last), follow, on_demand)
         except KeyboardInterrupt:
             detached(backfill_id, follow)
             raise

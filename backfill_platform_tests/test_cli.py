@@ -293,5 +293,65 @@ def test_a_rerun_of_a_failed_backfill_resumes_its_commits(sandbox, db_url: str, 
     with psycopg.connect(db_url) as conn:
         stored = [r[0] for r in conn.execute("SELECT id FROM blaze.transactions")]
     assert sorted(stored) == sorted(expected)
-    refetched = subprocess.run([*args, "--refetch"], capture_output=True, text=True, timeout=300, env=env)
-    assert refetched.returncode == 0 and "resuming" not in refetched.stdout and "continuing" not in refetched.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_a_killed_command_is_continued_by_the_same_command(sandbox, db_url: str, tmp_path) -> None:
+    """SIGKILL of `backfill-platform backfill` mid-range: its daemon goes with it; the same command continues the
+    backfill and fetches no committed day again."""
+    import os
+    import signal
+    import time
+    from datetime import date, timedelta
+
+    import psycopg
+
+    from backfill_platform.sandbox.core import SandboxConfig
+    from backfill_platform.sandbox.env import credentials
+    from backfill_platform.sandbox.generators import blaze as truth
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS blaze CASCADE")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKFILL_BLAZE_")}
+    env.update(
+        BACKFILL_DATABASE_URL=db_url,
+        BACKFILL_HOME=str(tmp_path / "home"),
+        BACKFILL_BLAZE_BASE_URL=f"{sandbox.origin}/blaze",
+        **{k: v for k, v in credentials(SandboxConfig()).items() if k.startswith("BACKFILL_BLAZE_")},
+    )
+    days = [date(2024, 8, 1) + timedelta(days=n) for n in range(10)]
+    per_day = [len(truth.transactions_for_day(SandboxConfig().seed, d)) for d in days]
+    first_window, second_window = -(-sum(per_day[:7]) // 100), -(-sum(per_day[7:]) // 100)
+    args = [*CLI, "backfill", "blaze", "--from", "2024-08-01", "--to", "2024-08-10"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # kill the command once anything of the range is committed
+            with psycopg.connect(db_url) as conn:
+                ledger = conn.execute("SELECT to_regclass('backfill_platform.ledger')").fetchone()[0]
+                done = (
+                    conn.execute(
+                        "SELECT count(*) FROM backfill_platform.ledger WHERE asset = 'blaze/transactions' "
+                        "AND partition >= '2024-08-01'"
+                    ).fetchone()[0]
+                    if ledger
+                    else 0
+                )
+            if done:
+                break
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(30)
+    again = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "continuing unfinished backfill" in again.stdout, again.stdout
+    calls = sandbox.stats()["routes"]["blaze transactions"]["requests"]
+    # at most the clean run's calls plus one window: the killed command's work is not redone
+    assert calls <= first_window + second_window + len(days) + first_window
+    expected = {t["id"] for d in days for t in truth.transactions_for_day(SandboxConfig().seed, d)}
+    with psycopg.connect(db_url) as conn:
+        stored = [r[0] for r in conn.execute("SELECT id FROM blaze.transactions WHERE business_date >= '2024-08-01'")]
+    assert sorted(stored) == sorted(expected)
