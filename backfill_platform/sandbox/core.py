@@ -300,9 +300,7 @@ def api_endpoint(
         sandbox.stats.arrive(api, route)
         refused = guard(request, sandbox)
         if refused is not None:
-            sandbox.stats.add(api, route, str(refused.status_code))
-            if refused.status_code == 429:
-                sandbox.stats.add(api, route, "429")
+            sandbox.stats.add(api, route, str(refused.status_code))  # a refusal is counted once, under its status
             return refused
         fault = sandbox.faults[api].draw(request.url.path, sandbox.rng)
         if fault is not None:

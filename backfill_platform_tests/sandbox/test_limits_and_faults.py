@@ -32,6 +32,8 @@ def test_blaze_sliding_window(tiny) -> None:
     assert codes == [200, 200, 200, 429]
     r = get(tiny.origin, BLAZE_PATH, params=BLAZE_Q, headers=BLAZE)
     assert r.json()["status"] == 429 and "retry-after" not in r.headers
+    # each refusal is counted once (it used to be counted twice)
+    assert httpx.get(f"{tiny.origin}/_sandbox/stats").json()["apis"]["blaze"]["429"] == 2
 
 
 def test_racing_two_per_second(tiny) -> None:
