@@ -99,6 +99,14 @@ class Follow:
     out: TextIO = sys.stdout
 
 
+def use_platform_instance() -> dict[str, str]:
+    """The platform's environment (one database, one DAGSTER_HOME), applied to this process as well: the CLI opens
+    the same instance as the daemon and the run workers it serves."""
+    env = platform_environment()
+    os.environ.update({k: env[k] for k in (settings.DATABASE_URL, "DAGSTER_HOME", settings.HOME)})
+    return env
+
+
 class DaemonOnDemand:
     """The daemon (and the sandbox, for sources without credentials) this command runs when no daemon serves the
     instance: started when needed, also when a daemon it relied on goes away, and stopped with the command."""
@@ -154,8 +162,7 @@ def run_backfill(
     loaded = load()
     chosen = [resolve_target(t, loaded) for t in targets]
     spans = [validate_range(source, first, last) for source, _ in chosen]
-    env = platform_environment()
-    os.environ.update({k: env[k] for k in (settings.DATABASE_URL, "DAGSTER_HOME", settings.HOME)})
+    env = use_platform_instance()
     follow = follow or Follow(tty=sys.stdout.isatty())
     with dg.DagsterInstance.get() as instance, ExitStack() as stack:
         on_demand = DaemonOnDemand(stack, env, [s.source for s, _ in chosen], use_sandbox, follow.out)
@@ -272,8 +279,7 @@ def reattach(backfill_id: str, follow: Follow | None = None) -> Progress:
     """Follow an existing backfill (starting a daemon, and the sandbox, when none serves the instance)."""
     from backfill_platform.database import database_url
 
-    env = platform_environment()
-    os.environ.update({k: env[k] for k in (settings.DATABASE_URL, "DAGSTER_HOME", settings.HOME)})
+    env = use_platform_instance()
     follow = follow or Follow(tty=sys.stdout.isatty())
     with dg.DagsterInstance.get() as instance, ExitStack() as stack:
         backfill = instance.get_backfill(backfill_id)
@@ -291,8 +297,7 @@ def reattach(backfill_id: str, follow: Follow | None = None) -> Progress:
 
 
 def cancel_backfill(backfill_id: str) -> None:
-    env = platform_environment()
-    os.environ.update({k: env[k] for k in (settings.DATABASE_URL, "DAGSTER_HOME", settings.HOME)})
+    use_platform_instance()
     with dg.DagsterInstance.get() as instance:
         try:
             cancel(instance, backfill_id)
