@@ -15,12 +15,11 @@ import pytest
 from backfill_platform import status
 from backfill_platform.cli import main
 from backfill_platform.io_managers import ledger
-from backfill_platform.io_managers.postgres import PostgresIOManager
-from backfill_platform.resources.apis import BlazeApi
 from backfill_platform.sandbox.core import SandboxConfig
 from backfill_platform.sandbox.generators import blaze as truth
 from backfill_platform.sources import load, named
 from backfill_platform_tests.sources.helpers import drop_schemas
+from backfill_platform_tests.sources.test_blaze import resources
 
 CFG = SandboxConfig()
 BLAZE = named("blaze", load())
@@ -120,21 +119,9 @@ def test_rows_and_last_commit_come_from_each_partitions_latest_commit(db_url: st
     assert not got.complete
 
 
-def blaze_resources(sandbox, db_url: str) -> dict:
-    api = BlazeApi(
-        base_url=f"{sandbox.origin}/blaze",
-        rate="7500/5m",
-        partner_key=CFG.blaze_partner_key,
-        api_key=CFG.blaze_api_key,
-        backoff_initial_s=0.05,
-        backoff_max_s=0.3,
-    )
-    return {"blaze": api, "io_manager": PostgresIOManager(database_url=db_url)}
-
-
 def run_range(instance: dg.DagsterInstance, sandbox, db_url: str, first: str, last: str) -> dg.ExecuteInProcessResult:
     tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
-    return dg.materialize(ASSETS, resources=blaze_resources(sandbox, db_url), instance=instance, tags=tags)
+    return dg.materialize(ASSETS, resources=resources(sandbox, db_url), instance=instance, tags=tags)
 
 
 def day_rows(*days: str) -> tuple[int, int]:
@@ -167,7 +154,7 @@ def test_status_reports_the_gaps_a_real_run_left_then_complete(
         sandbox.faults("blaze", {"scripted": [{"kind": "status", "status": 200, "body": '{"unexpected": true}'}]})
         failed = dg.materialize(
             ASSETS,
-            resources=blaze_resources(sandbox, db_url),
+            resources=resources(sandbox, db_url),
             instance=instance,
             partition_key="2024-03-05",
             raise_on_error=False,
