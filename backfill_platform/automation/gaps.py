@@ -160,7 +160,7 @@ def describe(seen: Survey, requested: int, waiting: int) -> str:
     spans = compact_ranges(seen.gaps)
     shown = format_ranges(spans[:SHOWN_RANGES]) + (f", … ({len(spans) - SHOWN_RANGES} more)" if len(spans) > 6 else "")
     text = f"{seen.complete:,} of {len(seen.keys):,} partitions complete"
-    text += f", {len(spans):,} gaps: {shown}" if spans else ", no gaps"
+    text += f", {len(spans):,} gap{'s' if len(spans) != 1 else ''}: {shown}" if spans else ", no gaps"
     kinds = [f"{n:,} {what}" for n, what in ((seen.failed, "failed"), (seen.suspect, "suspect")) if n]
     if kinds:
         text += f" ({', '.join(kinds)})"
