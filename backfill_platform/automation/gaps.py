@@ -17,7 +17,7 @@ import dagster as dg
 from backfill_platform.automation.jobs import AUTOMATION_TAG, LANE_TAG, Lane
 from backfill_platform.automation.scope import FAILED_PARTITIONS
 from backfill_platform.automation.settings import GapSettings
-from backfill_platform.automation.windows import day_of, latest_complete
+from backfill_platform.automation.windows import day_of, existing_keys, latest_final_index
 from backfill_platform.backfills import IN_FLIGHT, range_keys
 from backfill_platform.settings import API_TAG
 from backfill_platform.status import Commit, compact_ranges, format_ranges, latest_commits
@@ -41,14 +41,11 @@ class Survey:
 
 
 def window_keys(lane: Lane, gaps: GapSettings, now: datetime) -> Sequence[str]:
-    last = latest_complete(lane.partitions, lane.source.source.automation, now)
-    if last is None:
-        return []
-    if gaps.last is not None:
-        last = min(last, gaps.last.isoformat())
-    first = gaps.first.isoformat()
-    with dg.partition_loading_context(effective_dt=now):
-        return [k for k in lane.partitions.get_partition_keys() if first <= k <= last]
+    """The history window's partitions: from GAPS_FROM to GAPS_TO or the latest complete partition."""
+    keys = existing_keys(lane.partitions, now)
+    last = latest_final_index(lane.partitions, keys, lane.source.source.automation, now)
+    first, end = gaps.first.isoformat(), (gaps.last.isoformat() if gaps.last else "9999")
+    return [k for k in keys[: last + 1] if first <= k <= end]
 
 
 def failed_by_checks(instance: dg.DagsterInstance, lane: Lane) -> dict[str, float]:
@@ -75,9 +72,6 @@ def survey(instance: dg.DagsterInstance, dsn: str, lane: Lane, gaps: GapSettings
         return seen
     assets = [k.to_user_string() for k in lane.asset_keys]
     commits = latest_commits(dsn, assets)
-    statuses = {
-        k.to_user_string(): instance.get_status_by_partition(k, keys, lane.partitions) or {} for k in lane.asset_keys
-    }
     busy: set[str] = set()
     for run in instance.get_runs(dg.RunsFilter(tags={API_TAG: lane.source.name}, statuses=list(IN_FLIGHT))):
         if run.tags.get(LANE_TAG, lane.name) != lane.name:
@@ -89,24 +83,26 @@ def survey(instance: dg.DagsterInstance, dsn: str, lane: Lane, gaps: GapSettings
         if run.status not in IN_FLIGHT:
             for key in range_keys(run, lane.partitions):
                 seen.attempts[key] = seen.attempts.get(key, 0) + 1
-    in_progress = dg.AssetPartitionStatus.IN_PROGRESS
-    candidates: dict[str, list[Commit]] = {}
-    for key in keys:
-        if key in busy or any(statuses[a].get(key) == in_progress for a in assets):
+    held = {k: [commits[a][k] for a in assets if k in commits[a]] for k in keys if k not in busy}
+    complete = {k: c for k, c in held.items() if len(c) == len(assets)}
+    suspects = set(suspect_partitions(instance, lane, complete))
+    # Dagster's view (FAILED, IN_PROGRESS: runs launched from the UI carry no API tag) for what is not complete;
+    # asking only about those keeps a tick over years of complete history cheap.
+    ask = [k for k in held if k not in complete or k in suspects]
+    statuses = [instance.get_status_by_partition(a, ask, lane.partitions) or {} for a in lane.asset_keys] if ask else []
+    in_progress, failed = dg.AssetPartitionStatus.IN_PROGRESS, dg.AssetPartitionStatus.FAILED
+    seen.busy = len(keys) - len(held)
+    for key in ask:
+        if any(s.get(key) == in_progress for s in statuses):
             seen.busy += 1
+            suspects.discard(key)
             continue
-        held = [commits[a][key] for a in assets if key in commits[a]]
-        if len(held) == len(assets):
-            candidates[key] = held
-        elif any(statuses[a].get(key) == dg.AssetPartitionStatus.FAILED for a in assets):
+        seen.gaps.append(key)
+        if key in suspects:
+            seen.suspect += 1
+        elif any(s.get(key) == failed for s in statuses):
             seen.failed += 1
-            seen.gaps.append(key)
-        else:
-            seen.gaps.append(key)
-    suspects = suspect_partitions(instance, lane, candidates)
-    seen.suspect = len(suspects)
-    seen.complete = len(candidates) - len(suspects)
-    seen.gaps = sorted([*seen.gaps, *suspects])
+    seen.complete = len(complete) - sum(1 for k in ask if k in complete)  # suspects are not complete
     return seen
 
 
