@@ -33,11 +33,15 @@ class Lane:
         return {**self.source.source.tags, LANE_TAG: self.name}
 
     def job(self) -> dg.UnresolvedAssetJobDefinition:
-        """The lane's assets and their checks; every run carries the source's API tag (run-queue limits)."""
+        """The lane's assets and their checks; every run carries the source's API tag (run-queue limits).
+
+        In one process: the steps are one fetch and a few checks that read the run's days, and a process per step
+        (Dagster's default) spends seconds loading the definitions for each."""
         return dg.define_asset_job(
             self.job_name,
             selection=dg.AssetSelection.assets(*self.asset_keys),
             tags=self.tags,
+            executor_def=dg.in_process_executor,
             description=f"{self.source.source.title}: {', '.join(k.to_user_string() for k in self.asset_keys)}",
         )
 
