@@ -8,6 +8,7 @@ with every run of the lane's job, and a sensor launches it alone whenever the an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -57,7 +58,14 @@ def check_key(lane: Lane) -> dg.AssetCheckKey:
     return dg.AssetCheckKey(lane.asset_keys[0], CHECK_NAME)
 
 
-def build_check(lane: Lane, cfg: AutomationSettings) -> dg.AssetChecksDefinition:
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+Clock = Callable[[], datetime]
+
+
+def build_check(lane: Lane, cfg: AutomationSettings, clock: Clock = utc_now) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=lane.asset_keys[0],
         name=CHECK_NAME,
@@ -65,7 +73,7 @@ def build_check(lane: Lane, cfg: AutomationSettings) -> dg.AssetChecksDefinition
         f"{cfg.schedule.time_of_day:%H:%M} ({lane.partitions.timezone}) tick after its data is final.",
     )
     def _fresh() -> dg.AssetCheckResult:
-        key, due_at, present, latest = state(lane, cfg, datetime.now(UTC))
+        key, due_at, present, latest = state(lane, cfg, clock())
         metadata = {"partition_due": key or "none yet", "latest_committed": latest or "none"}
         if due_at is not None:
             metadata["due_at"] = due_at.isoformat()
@@ -74,7 +82,9 @@ def build_check(lane: Lane, cfg: AutomationSettings) -> dg.AssetChecksDefinition
     return _fresh
 
 
-def build_sensor(lane: Lane, job: dg.UnresolvedAssetJobDefinition, cfg: AutomationSettings) -> dg.SensorDefinition:
+def build_sensor(
+    lane: Lane, job: dg.UnresolvedAssetJobDefinition, cfg: AutomationSettings, clock: Clock = utc_now
+) -> dg.SensorDefinition:
     """Runs the check alone when the partition due changes or arrives: the run key is the answer it expects."""
 
     @dg.sensor(
@@ -85,7 +95,7 @@ def build_sensor(lane: Lane, job: dg.UnresolvedAssetJobDefinition, cfg: Automati
         description=f"Re-evaluates {lane.source.source.title}'s freshness check when the partition due changes.",
     )
     def _freshness(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-        key, _, present, _ = state(lane, cfg, datetime.now(UTC))
+        key, _, present, _ = state(lane, cfg, clock())
         if key is None:
             return dg.SkipReason("no partition is due yet")
         return dg.RunRequest(
