@@ -93,3 +93,72 @@ def tick(instance: dg.DagsterInstance, dsn: str, start: str = "2015-11-01", tick
 
 def days(first: date, n: int) -> list[date]:
     return [first + timedelta(days=i) for i in range(n)]
+
+
+@dataclass
+class ChecksResult:
+    sizes: list[int]  # canton.updates rows at each measurement
+    seconds: list[dict[str, float]]  # per size: each check's step seconds on a one-day run
+    whole_table_s: list[float]  # per size: the old whole-table duplicate scan, for comparison
+
+    def report(self) -> str:
+        lines = ["Canton checks on a one-day run (step seconds), small table vs 10x larger:"]
+        for rows, per_check, whole in zip(self.sizes, self.seconds, self.whole_table_s, strict=True):
+            checks = ", ".join(f"{name} {s:.3f}" for name, s in sorted(per_check.items()))
+            lines.append(f"  {rows:,} updates: {checks}; a whole-table duplicate scan {whole:.3f} s")
+        return "\n".join(lines)
+
+
+def checks(dsn: str, small_days: int = 10, factor: int = 10, day: str = "2024-07-05") -> ChecksResult:
+    """Load `small_days` of Canton, time the checks of a one-day run; load up to `factor` times as many days and
+    time them again on the same day."""
+    import httpx
+
+    from backfill_platform.io_managers import writer
+    from backfill_platform.io_managers.postgres import PostgresIOManager
+    from backfill_platform.resources.apis import CantonApi
+    from backfill_platform.sandbox.core import SandboxConfig
+    from backfill_platform.sandbox.server import SandboxProcess
+    from backfill_platform.settings import RANGE_END_TAG, RANGE_START_TAG
+    from backfill_platform.sources.canton import checks as canton_checks
+
+    scan = list(named("canton", load({})).assets)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS canton CASCADE")
+        conn.execute("DROP SCHEMA IF EXISTS backfill_platform CASCADE")
+    writer._ensured.clear()
+    config = SandboxConfig(canton_bucket_tokens=10**6, canton_tokens_per_second=10**6)
+    out = ChecksResult([], [], [])
+    first = date(2024, 7, 1)
+    with SandboxProcess(config) as sandbox:
+        httpx.post(
+            f"{sandbox.origin}/_sandbox/prerender/canton",
+            json={"start": first.isoformat(), "days": small_days * factor + 1},
+            timeout=600,
+        ).raise_for_status()
+        resources = {
+            "canton": CantonApi(base_url=f"{sandbox.origin}/canton", rate="1000/s"),
+            "io_manager": PostgresIOManager(database_url=dsn),
+        }
+        for lo, hi in ((0, small_days), (small_days, small_days * factor)):
+            tags = {RANGE_START_TAG: (first + timedelta(days=lo)).isoformat()}
+            tags[RANGE_END_TAG] = (first + timedelta(days=hi - 1)).isoformat()
+            assert dg.materialize(scan, resources=resources, tags=tags).success
+            with psycopg.connect(dsn) as conn:
+                (rows,) = conn.execute("SELECT count(*) FROM canton.updates").fetchone() or (0,)
+                started = time.perf_counter()
+                conn.execute("SELECT count(*), count(DISTINCT update_id) FROM canton.updates").fetchone()
+                out.whole_table_s.append(time.perf_counter() - started)
+            instance = dg.DagsterInstance.ephemeral()
+            result = dg.materialize(
+                [*scan, *canton_checks.CHECKS],
+                selection=dg.AssetSelection.checks(*canton_checks.CHECKS),
+                resources=resources,
+                tags={"dagster/partition": day},  # a one-day run, as the checks read it
+                instance=instance,
+            )
+            assert result.success
+            out.sizes.append(rows)
+            stats = instance.get_run_step_stats(result.run_id)
+            out.seconds.append({s.step_key: (s.end_time or 0) - (s.start_time or 0) for s in stats})
+    return out

@@ -17,3 +17,12 @@ def test_a_tick_over_4000_partitions_takes_under_two_seconds(db_url: str, dagste
     print("\n" + result.report())
     assert result.partitions >= 4000
     assert max(result.ticks_s) < 2.0
+
+
+@pytest.mark.benchmark
+def test_check_seconds_on_a_one_day_run_do_not_grow_with_the_table(db_url: str) -> None:
+    result = automation.checks(db_url)
+    print("\n" + result.report())
+    assert result.sizes[1] >= 9 * result.sizes[0]
+    small, large = (sum(per_check.values()) for per_check in result.seconds)
+    assert large < 2 * small + 0.5
