@@ -56,11 +56,13 @@ def failed_by_checks(instance: dg.DagsterInstance, lane: Lane) -> dict[str, floa
             if key.asset_key not in lane.asset_keys:
                 continue
             record = instance.get_latest_asset_check_evaluation_record(key)
-            evaluation = record.event.dagster_event.event_specific_data if record and record.event else None
-            if evaluation is None or getattr(evaluation, "passed", True):
+            event = record.event.dagster_event if record is not None and record.event is not None else None
+            evaluation = event.event_specific_data if event is not None else None
+            if record is None or not isinstance(evaluation, dg.AssetCheckEvaluation) or evaluation.passed:
                 continue
             named = evaluation.metadata.get(FAILED_PARTITIONS)
-            for partition in (named.value if named is not None else None) or []:
+            listed = named.value if isinstance(named, dg.JsonMetadataValue) else None
+            for partition in listed if isinstance(listed, list) else []:
                 out[str(partition)] = max(out.get(str(partition), 0.0), record.create_timestamp)
     return out
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
+import psycopg
 import pytest
 
 from backfill_platform.automation import sensors, settings
@@ -49,12 +49,11 @@ def run(instance: dg.DagsterInstance, sandbox, db_url: str, first: str, last: st
 
 
 @pytest.fixture
-def instance(dagster_home: Path) -> Iterator[dg.DagsterInstance]:
-    """The module's instance on its PostgreSQL; each test leaves no run behind for the next."""
-    with dg.DagsterInstance.from_config(str(dagster_home)) as inst:
+def instance(db_url: str) -> Iterator[dg.DagsterInstance]:
+    """A fresh Dagster instance per test (Dagster's test instance: these are unit tests of the sensor's logic;
+    the daemon test and the tick benchmark use the platform's PostgreSQL storage)."""
+    with dg.instance_for_test() as inst:
         yield inst
-        for old in inst.get_runs():
-            inst.delete_run(old.run_id)
 
 
 def queue(instance: dg.DagsterInstance, lane: Lane, requests: list[dg.RunRequest]) -> None:
@@ -104,17 +103,51 @@ def test_over_an_empty_window_a_tick_asks_for_the_first_ranges_only(db_url, inst
     drop_schemas(db_url, "blaze")
     env = {
         "BACKFILL_BLAZE_GAPS_FROM": "2023-01-01",
-        "BACKFILL_BLAZE_GAPS_TO": "2023-03-31",
-        "BACKFILL_BLAZE_GAPS_RUN_DAYS": "31",
+        "BACKFILL_BLAZE_GAPS_TO": "2023-01-20",
+        "BACKFILL_BLAZE_GAPS_RUN_DAYS": "7",
         "BACKFILL_BLAZE_GAPS_PER_TICK": "2",
         "BACKFILL_BLAZE_GAPS_IN_FLIGHT": "3",
     }
     lane, sensor = lane_and_sensor(env)
     requests, _, _ = tick(instance, sensor)
-    assert ranges(requests) == [("2023-01-01", "2023-01-31"), ("2023-02-01", "2023-03-03")]
+    assert ranges(requests) == [("2023-01-01", "2023-01-07"), ("2023-01-08", "2023-01-14")]
     queue(instance, lane, requests[:1])  # one in flight: the in-flight cap leaves room for two more, asked one a tick
     requests, _, _ = tick(instance, sensor)
-    assert ranges(requests) == [("2023-02-01", "2023-03-03"), ("2023-03-04", "2023-03-31")]
+    assert ranges(requests) == [("2023-01-08", "2023-01-14"), ("2023-01-15", "2023-01-20")]
     queue(instance, lane, requests)
     nothing, message, _ = tick(instance, sensor)
-    assert nothing == [] and message == "0 of 90 partitions complete, no gaps; 90 partitions in flight"
+    assert nothing == [] and message == "0 of 20 partitions complete, no gaps; 20 partitions in flight"
+
+
+def test_suspect_partitions_are_fetched_again_once(sandbox, db_url, instance) -> None:
+    """Zero rows on a day with sales, and a day a check failed after its commit, are gaps; what a gap run
+    committed stays, even if it is still suspect."""
+    drop_schemas(db_url, "blaze")
+    empty = {"kind": "status", "status": 200, "body": '{"values": [], "total": 0}'}
+    sandbox.faults("blaze", {"scripted": [empty]})
+    assert run(instance, sandbox, db_url, "2024-04-01", "2024-04-01").success  # committed with zero rows
+    sandbox.reset()
+    assert run(instance, sandbox, db_url, "2024-04-02", "2024-04-02").success
+    with psycopg.connect(db_url) as conn:  # sales lost after the commit: their items are orphans now
+        conn.execute("DELETE FROM blaze.transactions WHERE id IN (SELECT id FROM blaze.transactions LIMIT 5)")
+    checked = dg.materialize(
+        [*ALL, *CHECKS],
+        selection=dg.AssetSelection.checks(*CHECKS),
+        resources=resources(sandbox, db_url),
+        instance=instance,
+        tags={"dagster/partition": "2024-04-02"},
+    )
+    assert not all(e.passed for e in checked.get_asset_check_evaluations())
+
+    env = {"BACKFILL_BLAZE_GAPS_FROM": "2024-04-01", "BACKFILL_BLAZE_GAPS_TO": "2024-04-02"}
+    _, sensor = lane_and_sensor(env)
+    requests, _, _ = tick(instance, sensor)
+    assert ranges(requests) == [("2024-04-01", "2024-04-02")]
+    # the gap run finds the API still empty for these days: committed by a gap run, they are not asked for again
+    sandbox.faults("blaze", {"scripted": [empty]})
+    gap_run = dg.materialize(
+        [*ALL, *CHECKS], resources=resources(sandbox, db_url), instance=instance, tags=dict(requests[0].tags)
+    )
+    assert gap_run.success
+    later, message, _ = tick(instance, sensor)
+    assert later == [] and message == "2 of 2 partitions complete, no gaps"

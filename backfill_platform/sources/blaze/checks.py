@@ -23,7 +23,7 @@ def days_of(context: dg.AssetCheckExecutionContext) -> list[date]:
     return run_days(context, latest)
 
 
-def per_day(query: sql.Composable, days: Sequence[date]) -> dict[date, tuple]:
+def per_day(query: sql.Composed, days: Sequence[date]) -> dict[date, tuple]:
     """Rows of `query` (grouped by business_date, which it returns first) over `days`."""
     with psycopg.connect(database_url()) as conn:
         return {row[0]: row[1:] for row in conn.execute(query, {"days": list(days)}).fetchall()}

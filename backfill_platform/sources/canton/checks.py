@@ -28,7 +28,7 @@ def bounds(context: dg.AssetCheckExecutionContext) -> tuple[list[date], dict[str
     return days, {"start": start, "end": datetime.combine(days[-1], time(), UTC) + timedelta(days=1)}
 
 
-def query(statement: sql.Composable, params: dict[str, datetime]) -> list[tuple]:
+def query(statement: sql.Composed, params: dict[str, datetime]) -> list[tuple]:
     with psycopg.connect(database_url()) as conn:
         return conn.execute(statement, params).fetchall()
 
