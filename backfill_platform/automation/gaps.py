@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time
 
 import dagster as dg
 
 from backfill_platform.automation.jobs import AUTOMATION_TAG, LANE_TAG, Lane
 from backfill_platform.automation.scope import FAILED_PARTITIONS
 from backfill_platform.automation.settings import GapSettings
-from backfill_platform.automation.windows import day_of, existing_keys, latest_final_index
+from backfill_platform.automation.windows import day_of, due, existing_keys, latest_final_index
 from backfill_platform.backfills import IN_FLIGHT, range_keys
 from backfill_platform.settings import API_TAG
 from backfill_platform.status import Commit, compact_ranges, format_ranges, latest_commits
@@ -40,10 +40,14 @@ class Survey:
     attempts: dict[str, int] = field(default_factory=dict)  # finished gap runs per partition (for run keys)
 
 
-def window_keys(lane: Lane, gaps: GapSettings, now: datetime) -> Sequence[str]:
-    """The history window's partitions: from GAPS_FROM to GAPS_TO or the latest complete partition."""
+def window_keys(lane: Lane, gaps: GapSettings, now: datetime, time_of_day: time) -> Sequence[str]:
+    """The history window's partitions: from GAPS_FROM to GAPS_TO, or to the latest complete partition whose daily
+    tick has passed (a newer one is the schedule's: fetched once its data is final, not as soon as the day ends)."""
+    auto = lane.source.source.automation
     keys = existing_keys(lane.partitions, now)
-    last = latest_final_index(lane.partitions, keys, lane.source.source.automation, now)
+    last = latest_final_index(lane.partitions, keys, auto, now)
+    while last >= 0 and due(lane.partitions, keys[last], auto, time_of_day, 0) > now:
+        last -= 1
     first, end = gaps.first.isoformat(), (gaps.last.isoformat() if gaps.last else "9999")
     return [k for k in keys[: last + 1] if first <= k <= end]
 
@@ -67,8 +71,10 @@ def failed_by_checks(instance: dg.DagsterInstance, lane: Lane) -> dict[str, floa
     return out
 
 
-def survey(instance: dg.DagsterInstance, dsn: str, lane: Lane, gaps: GapSettings, now: datetime) -> Survey:
-    keys = window_keys(lane, gaps, now)
+def survey(
+    instance: dg.DagsterInstance, dsn: str, lane: Lane, gaps: GapSettings, now: datetime, time_of_day: time
+) -> Survey:
+    keys = window_keys(lane, gaps, now, time_of_day)
     seen = Survey(keys)
     if not keys:
         return seen

@@ -7,6 +7,8 @@ a single-run asset runs once over the window.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import dagster as dg
 
 from backfill_platform.automation.jobs import AUTOMATION_TAG, Lane
@@ -34,7 +36,7 @@ def build_schedule(lane: Lane, job: dg.UnresolvedAssetJobDefinition, cfg: Automa
         f"{schedule.window_days} final days{ahead} of {lane.source.source.title}.",
     )
     def _daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-        when = context.scheduled_execution_time
+        when = context.scheduled_execution_time or datetime.now(UTC)  # None: evaluated by hand, outside a tick
         window = schedule_range(lane.partitions, auto, schedule, when)
         if isinstance(window, str):
             return dg.SkipReason(window)

@@ -34,7 +34,7 @@ def run_key(seen: Survey, first: str, last: str) -> str:
 
 def build_sensor(lane: Lane, job: dg.UnresolvedAssetJobDefinition, cfg: AutomationSettings) -> dg.SensorDefinition:
     gaps = cfg.gaps
-    window = f"{gaps.first}..{gaps.last or 'the latest complete partition'}"
+    window = f"{gaps.first}..{gaps.last or 'the latest partition the schedule has had its turn at'}"
 
     @dg.sensor(
         name=sensor_name(lane),
@@ -47,7 +47,7 @@ def build_sensor(lane: Lane, job: dg.UnresolvedAssetJobDefinition, cfg: Automati
     )
     def _gaps(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
         started = time.perf_counter()
-        seen = survey(context.instance, database_url(), lane, gaps, datetime.now(UTC))
+        seen = survey(context.instance, database_url(), lane, gaps, datetime.now(UTC), cfg.schedule.time_of_day)
         todo = plan(seen, gaps)
         seconds = round(time.perf_counter() - started, 3)
         cursor = json.dumps(
