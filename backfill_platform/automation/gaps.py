@@ -169,7 +169,7 @@ def describe(seen: Survey, requested: int, waiting: int) -> str:
     if kinds:
         text += f" ({', '.join(kinds)})"
     if seen.busy:
-        text += f"; {seen.busy:,} partitions in flight"
+        text += f"; {seen.busy:,} partition{'s' if seen.busy != 1 else ''} in flight"
     if spans:
         text += f"; {requested} requested, {waiting} waiting"
         if waiting and seen.in_flight_runs:

@@ -111,7 +111,7 @@ def test_over_an_empty_window_a_tick_asks_for_the_first_ranges_only(db_url, inst
     lane, sensor = lane_and_sensor(env)
     requests, _, _ = tick(instance, sensor)
     assert ranges(requests) == [("2023-01-01", "2023-01-07"), ("2023-01-08", "2023-01-14")]
-    queue(instance, lane, requests[:1])  # one in flight: the in-flight cap leaves room for two more, asked one a tick
+    queue(instance, lane, requests[:1])  # one gap run in flight: a cap of three leaves room for two
     requests, _, _ = tick(instance, sensor)
     assert ranges(requests) == [("2023-01-08", "2023-01-14"), ("2023-01-15", "2023-01-20")]
     queue(instance, lane, requests)
