@@ -70,6 +70,8 @@ def test_schedule_runs_daily_at_the_source_time_in_its_time_zone() -> None:
     assert by_name["canton_daily"].execution_timezone == "UTC"
     running = automation.definitions(load({}), {"BACKFILL_AUTOMATION_RUNNING": "true"})
     assert all(s.default_status == dg.DefaultScheduleStatus.RUNNING for s in running.schedules or [])
+    assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in running.sensors or [])
+    assert all(s.default_status == dg.DefaultSensorStatus.STOPPED for s in defs.sensors or [])
 
 
 def test_canton_tick_reruns_yesterday_utc() -> None:
