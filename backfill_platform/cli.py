@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import warnings
 from collections.abc import Callable, Sequence
 
@@ -70,6 +71,9 @@ def _dev(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_dev(args: argparse.Namespace) -> int:
+    """The webserver and the platform's daemon (`backfill_platform.daemon`, Dagster's with a 3 s backfill loop)
+    side by side, as `dagster dev` runs them, each loading the workspace itself."""
+    from backfill_platform.backfills import daemon
     from backfill_platform.endpoints import serving
     from backfill_platform.processes import die_with_parent, stop_group
     from backfill_platform.sources import SOURCES
@@ -80,33 +84,30 @@ def _run_dev(args: argparse.Namespace) -> int:
         env.update(extra)
         for endpoint in endpoints:
             print(endpoint.describe())
-        cmd = [
-            sys.executable,
-            "-m",
-            "dagster",
-            "dev",
-            "-w",
-            str(settings.project_root() / "workspace.yaml"),
-            "-p",
-            str(args.port),
-            "-h",
-            args.host,
-        ]
-        print(f"Dagster UI at http://{args.host}:{args.port} (DAGSTER_HOME={env['DAGSTER_HOME']}); Ctrl-C stops it")
-        sys.stdout.flush()
-        # cwd = DAGSTER_HOME: no stray dagster.yaml warning, no storage/ inside the checkout
-        env["PYTHONWARNINGS"] = "ignore:Function `dev_command` is superseded"  # Dagster's note about its own CLI
-        proc = subprocess.Popen(
-            cmd, cwd=env["DAGSTER_HOME"], env=env, start_new_session=True, preexec_fn=die_with_parent
+        workspace = str(settings.project_root() / "workspace.yaml")
+        cmd = [sys.executable, "-m", "dagster_webserver", "-w", workspace, "-p", str(args.port), "-h", args.host]
+        print(
+            f"Dagster UI at http://{args.host}:{args.port} (DAGSTER_HOME={env['DAGSTER_HOME']}, daemon log there in "
+            "daemon.log); Ctrl-C stops it"
         )
+        sys.stdout.flush()
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
-            return proc.wait()
+            with daemon(env) as daemon_proc:
+                # cwd = DAGSTER_HOME: no stray dagster.yaml warning, no storage/ inside the checkout
+                webserver = subprocess.Popen(
+                    cmd, cwd=env["DAGSTER_HOME"], env=env, start_new_session=True, preexec_fn=die_with_parent
+                )
+                try:
+                    while webserver.poll() is None and daemon_proc.poll() is None:
+                        time.sleep(0.5)
+                    return webserver.returncode or daemon_proc.returncode or 1
+                finally:
+                    stop_group(webserver)
         except KeyboardInterrupt:
             return 130
         finally:
             signal.signal(signal.SIGTERM, previous)
-            stop_group(proc)
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
