@@ -91,7 +91,6 @@ def _run_dev(args: argparse.Namespace) -> int:
             "daemon.log); Ctrl-C stops it"
         )
         sys.stdout.flush()
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
             with daemon(env) as daemon_proc:
                 # cwd = DAGSTER_HOME: no stray dagster.yaml warning, no storage/ inside the checkout
@@ -106,8 +105,6 @@ def _run_dev(args: argparse.Namespace) -> int:
                     stop_group(webserver)
         except KeyboardInterrupt:
             return 130
-        finally:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -373,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")  # Dagster's own API notices
+    # SIGTERM (systemd, Kubernetes, `timeout`) unwinds like Ctrl-C: the daemon, sandbox and run workers a command
+    # started are stopped by its `finally` blocks, and their runs end FAILURE instead of staying STARTED.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return args.handler(args)
     except ConfigurationError as exc:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -127,5 +129,60 @@ def test_a_run_waiting_for_its_pool_costs_no_cpu_and_sigterm_fails_a_fetching_ru
     days = [first, first + timedelta(days=1)]
     expected = {t["id"] for d in days for t in truth.transactions_for_day(SandboxConfig().seed, d)}
     with psycopg.connect(db_url) as conn:
-        stored = [r[0] for r in conn.execute("SELECT id FROM blaze.transactions WHERE business_date = ANY(%s)", (days,))]
+        stored = [
+            r[0] for r in conn.execute("SELECT id FROM blaze.transactions WHERE business_date = ANY(%s)", (days,))
+        ]
     assert sorted(stored) == sorted(expected)
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_sigterm_stops_the_cli_its_daemon_and_run_workers_within_10_s(sandbox, db_url: str, tmp_path: Path) -> None:
+    """`timeout`, systemd or Kubernetes stop `backfill-platform backfill` with SIGTERM while its run is fetching:
+    the command, the daemon it started and that daemon's run workers are gone within 10 s, the run ended FAILURE."""
+    drop_schemas(db_url, "blaze")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKFILL_BLAZE_", "DAGSTER_HOME"))}
+    env.update(
+        BACKFILL_DATABASE_URL=db_url,
+        BACKFILL_HOME=str(tmp_path / "home"),
+        BACKFILL_BLAZE_BASE_URL=f"{sandbox.origin}/blaze",
+        **{k: v for k, v in credentials(SandboxConfig()).items() if k.startswith("BACKFILL_BLAZE_")},
+    )
+    sandbox.faults("blaze", {"scripted": [{"kind": "slow", "seconds": 3, "times": 20}]})
+    cmd = [
+        sys.executable,
+        "-m",
+        "backfill_platform.cli",
+        "backfill",
+        "blaze",
+        "--from",
+        "2024-05-01",
+        "--to",
+        "2024-05-02",
+    ]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    saved = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(tmp_path / "home" / "dagster_home")
+    try:
+        _until(lambda: (tmp_path / "home" / "dagster_home" / "dagster.yaml").exists(), 60, "the platform instance")
+        with dg.DagsterInstance.get() as instance:
+            _until(lambda: any(r.status == DagsterRunStatus.STARTED for r in instance.get_runs()), 180, "a run")
+            run = instance.get_runs()[0]
+            _until(lambda: _worker_pid(instance, run.run_id) is not None, 60, "the run's worker")
+            tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+            signalled = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=30)
+            exited_after = time.monotonic() - signalled
+            _, alive = psutil.wait_procs(tree, timeout=max(0.1, 10 - exited_after))
+            status = instance.get_run_by_id(run.run_id).status  # type: ignore[union-attr]
+    finally:
+        if saved is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = saved
+    print(f"backfill-platform backfill exited {exited_after:.1f} s after SIGTERM; run {status.value}")
+    assert exited_after < 10 and proc.returncode == 130, out
+    assert alive == [], [" ".join(p.cmdline())[:160] for p in alive]  # daemon, code server, run workers: gone
+    assert status in ENDED, status
+    assert "detached from backfill" in out
