@@ -229,3 +229,30 @@ def test_bad_keys_fail_in_one_line_and_write_nothing(sandbox, clean) -> None:
     assert "wrong" not in str(e.value)
     with psycopg.connect(clean) as conn:
         assert conn.execute("SELECT to_regclass('alpaca.bars_1day')").fetchone() == (None,)
+
+
+def test_a_bounded_buffer_cuts_the_range_into_chunks_of_days_with_the_same_rows(sandbox, clean) -> None:
+    first, last = date(2024, 3, 4), date(2024, 3, 15)
+    symbols = "AAPL,MSFT,NVDA,SPY"
+    source = loaded(symbols, "1Day", BACKFILL_ALPACA_BUFFER_BARS="16")  # 4 symbols × 4 days a chunk
+    result = dg.materialize([asset(source, "bars_1day")], resources=resources(sandbox, clean), tags=span(first, last))
+    assert result.success
+    assert stored(clean, "bars_1day").keys() == expected(symbols.split(","), "1Day", first, last).keys()
+    assert calls(sandbox) == 3  # 12 days in three chunks, one call each
+    chunks = {m["chunk"] for m in partition_metadata(result, asset(source, "bars_1day").key).values()}
+    assert chunks == {"2024-03-04..2024-03-07", "2024-03-08..2024-03-11", "2024-03-12..2024-03-15"}
+
+
+def test_changing_the_feed_refetches_the_days_with_it(sandbox, clean) -> None:
+    first, last = date(2024, 3, 4), date(2024, 3, 6)
+    iex = loaded("AAPL,MSFT", "1Day")
+    assert dg.materialize(
+        [asset(iex, "bars_1day")], resources=resources(sandbox, clean), tags=span(first, last)
+    ).success
+    sandbox.reset()
+    sip = loaded("AAPL,MSFT", "1Day", BACKFILL_ALPACA_FEED="sip")
+    assert dg.materialize(
+        [asset(sip, "bars_1day")], resources=resources(sandbox, clean), tags=span(first, last)
+    ).success
+    assert calls(sandbox) == 1
+    assert {v[7:] for v in stored(clean, "bars_1day").values()} == {("sip", "raw")}
