@@ -197,7 +197,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 f"{topped_up} get only the members they lack"
             )
         for key in complete:
-            _add_partition_metadata(context, spec.key, key, {"members_held": len(held[key]), "rows": 0})
+            _add_partition_metadata(context, spec.key, key, {"members_held": len(held[key]), "api_calls": 0})
         return {k: lacking for k, lacking in missing.items() if lacking}
 
     def _build_indexes(self, specs: list[TableSpec]) -> None:

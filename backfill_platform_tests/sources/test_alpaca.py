@@ -256,3 +256,24 @@ def test_changing_the_feed_refetches_the_days_with_it(sandbox, clean) -> None:
     ).success
     assert calls(sandbox) == 1
     assert {v[7:] for v in stored(clean, "bars_1day").values()} == {("sip", "raw")}
+
+
+def test_checks_see_only_the_run_days_and_fail_on_a_bad_bar(sandbox, clean) -> None:
+    source = loaded("AAPL,MSFT", "1Day")
+    res = resources(sandbox, clean)
+    assert dg.materialize([asset(source, "bars_1day")], resources=res, tags=span(date(2024, 3, 4), date(2024, 3, 8)))
+    with psycopg.connect(clean) as conn:  # a broken bar on 03-04 only
+        conn.execute("UPDATE alpaca.bars_1day SET l = h + 1 WHERE symbol = 'AAPL' AND t = '2024-03-04T05:00:00Z'")
+
+    def ohlc(day: date) -> dg.AssetCheckEvaluation:
+        result = dg.materialize(
+            [asset(source, "bars_1day"), *source.checks],
+            resources=res,
+            tags=span(day, day),
+            selection=dg.AssetSelection.checks_for_assets(asset(source, "bars_1day")),
+        )
+        return next(c for c in result.get_asset_check_evaluations() if c.check_name == "ohlc_sane")
+
+    assert ohlc(date(2024, 3, 5)).passed
+    bad = ohlc(date(2024, 3, 4))
+    assert not bad.passed and bad.metadata["insane_bars"].value == 1

@@ -79,28 +79,28 @@ def _evaluate(
     where = sql.SQL(" FROM {} WHERE t >= %(start)s AND t < %(end)s").format(table.ident)
     params = {"start": start, "end": end, "zone": zone, "universe": list(universe)}
 
-    def one(select: str) -> tuple:
-        row = conn.execute(sql.SQL(select) + where, params).fetchone() if exists and exists[0] else None
+    def one(select: sql.SQL) -> tuple:
+        row = conn.execute(select + where, params).fetchone() if exists and exists[0] else None
         return tuple(row) if row else (0, 0)
 
-    result = {"asset_key": table.key}
+    key = table.key
     if "unique_keys" in wanted:
-        total, distinct = one("SELECT count(*), count(DISTINCT (symbol, t))")
+        total, distinct = one(sql.SQL("SELECT count(*), count(DISTINCT (symbol, t))"))
         yield dg.AssetCheckResult(
             check_name="unique_keys",
             passed=total == distinct,
             metadata={"days": days, "bars": total, "duplicates": total - distinct},
-            **result,
+            asset_key=key,
         )
     if "ohlc_sane" in wanted:
         bad, total = one(
-            "SELECT count(*) FILTER (WHERE NOT (l <= o AND o <= h AND l <= c AND c <= h AND v >= 0)), count(*)"
+            sql.SQL("SELECT count(*) FILTER (WHERE NOT (l <= o AND o <= h AND l <= c AND c <= h AND v >= 0)), count(*)")
         )
         yield dg.AssetCheckResult(
             check_name="ohlc_sane",
             passed=bad == 0,
             metadata={"days": days, "bars": total, "insane_bars": bad},
-            **result,
+            asset_key=key,
         )
     if "symbols_with_bars" in wanted:
         per_day = []
@@ -125,5 +125,5 @@ def _evaluate(
                 "lowest_share": min(shares.values(), default=1.0),
                 "days_below_share": dg.MetadataValue.json(low),
             },
-            **result,
+            asset_key=key,
         )
