@@ -42,6 +42,7 @@ from backfill_platform.io_managers.writer import (
     table_is_empty,
     write_partition,
 )
+from backfill_platform.settings import REFETCH_TAG
 
 
 def _bounds(spec: TableSpec, window: dg.TimeWindow) -> tuple[date | datetime, date | datetime]:
@@ -185,7 +186,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         self, context: dg.OutputContext, spec: TableSpec, members: tuple[str, ...], pending: list[str]
     ) -> MissingMembers:
         """Per pending partition, the members it does not hold yet; partitions holding them all are skipped."""
-        if pending == [ledger.UNPARTITIONED] or not pending:
+        if pending == [ledger.UNPARTITIONED] or not pending or context.step_context.dagster_run.tags.get(REFETCH_TAG):
             return dict.fromkeys(pending, members)
         held = ledger.held(self._dsn(), spec.key, pending)
         missing = {k: [m for m in members if m not in held.get(k, ())] for k in pending}

@@ -277,3 +277,13 @@ def test_checks_see_only_the_run_days_and_fail_on_a_bad_bar(sandbox, clean) -> N
     assert ohlc(date(2024, 3, 5)).passed
     bad = ohlc(date(2024, 3, 4))
     assert not bad.passed and bad.metadata["insane_bars"].value == 1
+
+
+def test_a_refetch_run_asks_again_for_members_already_held(sandbox, clean) -> None:
+    source = loaded("AAPL,MSFT", "1Day")
+    res, days = resources(sandbox, clean), span(date(2024, 3, 4), date(2024, 3, 6))
+    assert dg.materialize([asset(source, "bars_1day")], resources=res, tags=days).success
+    sandbox.reset()
+    refetch = {**days, "backfill_platform/refetch": "true"}  # what `backfill --refetch` tags its backfill with
+    assert dg.materialize([asset(source, "bars_1day")], resources=res, tags=refetch).success
+    assert calls(sandbox) == 1 and len(stored(clean, "bars_1day")) == 6
