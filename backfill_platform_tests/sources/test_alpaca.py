@@ -18,7 +18,7 @@ from backfill_platform.sandbox.generators import alpaca as truth
 from backfill_platform.sources import load, named
 from backfill_platform.sources.alpaca import settings
 from backfill_platform.sources.alpaca.client import symbol_groups
-from backfill_platform_tests.sources.helpers import drop_schemas, partition_metadata
+from backfill_platform_tests.sources.helpers import drop_schemas, kill_after_commits, partition_metadata
 
 CFG = SandboxConfig()
 NY = ZoneInfo("America/New_York")
@@ -287,3 +287,27 @@ def test_a_refetch_run_asks_again_for_members_already_held(sandbox, clean) -> No
     refetch = {**days, "backfill_platform/refetch": "true"}  # what `backfill --refetch` tags its backfill with
     assert dg.materialize([asset(source, "bars_1day")], resources=res, tags=refetch).success
     assert calls(sandbox) == 1 and len(stored(clean, "bars_1day")) == 6
+
+
+@pytest.mark.slow
+def test_killed_mid_range_then_rerun_fetches_no_committed_day_again(sandbox, clean) -> None:
+    first, last = date(2024, 3, 4), date(2024, 3, 15)
+    env = {"BACKFILL_ALPACA_BUFFER_BARS": "8"}  # 2 symbols × 4 days a chunk: three chunks, one call each
+    # The second chunk's request hangs: the run is killed there, after the first four days committed.
+    sandbox.faults("alpaca", {"scripted": [{"kind": "slow", "seconds": 600, "after": 1}]})
+    script = f"""
+        import dagster as dg
+        from backfill_platform_tests.sources.test_alpaca import asset, loaded, resources, span
+        from datetime import date
+        class S: origin = {sandbox.origin!r}
+        source = loaded("AAPL,MSFT", "1Day", **{env!r})
+        dg.materialize([asset(source, "bars_1day")], resources=resources(S, {clean!r}, timeout_s=900),
+                       tags=span(date(2024, 3, 4), date(2024, 3, 15)))
+    """
+    kill_after_commits(script, clean, "alpaca/bars_1day", 4, settle_s=0.3)
+    assert calls(sandbox) == 2
+    sandbox.reset()
+    source = loaded("AAPL,MSFT", "1Day", **env)  # a new run, not a retry: the holdings alone skip the four days
+    result = dg.materialize([asset(source, "bars_1day")], resources=resources(sandbox, clean), tags=span(first, last))
+    assert result.success and calls(sandbox) == 2
+    assert stored(clean, "bars_1day").keys() == expected(["AAPL", "MSFT"], "1Day", first, last).keys()
