@@ -311,3 +311,13 @@ def test_killed_mid_range_then_rerun_fetches_no_committed_day_again(sandbox, cle
     result = dg.materialize([asset(source, "bars_1day")], resources=resources(sandbox, clean), tags=span(first, last))
     assert result.success and calls(sandbox) == 2
     assert stored(clean, "bars_1day").keys() == expected(["AAPL", "MSFT"], "1Day", first, last).keys()
+
+
+def test_a_malformed_page_fails_in_one_line_and_writes_nothing(sandbox, clean) -> None:
+    body = '{"bars": {"AAPL": [{"t": "2024-03-05T05:00:00Z", "o": 1}]}, "next_page_token": null}'
+    sandbox.faults("alpaca", {"scripted": [{"kind": "status", "status": 200, "body": body}]})
+    source = loaded("AAPL", "1Day")
+    with pytest.raises(Exception, match=r"alpaca /v2/stocks/bars: malformed page: a bar of AAPL lacks t/o/h/l/c/v"):
+        dg.materialize([asset(source, "bars_1day")], resources=resources(sandbox, clean), partition_key="2024-03-05")
+    with psycopg.connect(clean) as conn:
+        assert conn.execute("SELECT to_regclass('alpaca.bars_1day')").fetchone() == (None,)
