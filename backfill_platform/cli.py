@@ -172,6 +172,10 @@ def _bench(sub: argparse._SubParsersAction) -> None:
     canton.add_argument("--days", type=int, default=10, help="days of Scan history (default 10)")
     canton.add_argument("--scale", type=float, default=10.0, help="sandbox volume, 1 = 1,000 updates a day")
     canton.set_defaults(handler=_run_bench_canton)
+    alpaca = which.add_parser("alpaca", help="Alpaca calls ÷ floor vs the replaced method (one call per 50 symbols)")
+    alpaca.add_argument("--symbols", type=int, default=5_000, help="symbols of the 1Day run (default 5,000)")
+    alpaca.add_argument("--days", type=int, default=30, help="days of the 1Day run (default 30)")
+    alpaca.set_defaults(handler=_run_bench_alpaca)
 
 
 def _benchmarks(name: str):  # -> the module benchmarks.<name>
@@ -197,6 +201,13 @@ def _run_bench_canton(args: argparse.Namespace) -> int:
     from backfill_platform.database import database_url
 
     print(_benchmarks("canton").run(database_url(), args.days, args.scale).report())
+    return 0
+
+
+def _run_bench_alpaca(args: argparse.Namespace) -> int:
+    from backfill_platform.database import database_url
+
+    print(_benchmarks("alpaca").run(database_url(), args.symbols, args.days).report())
     return 0
 
 

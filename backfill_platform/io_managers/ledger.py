@@ -31,7 +31,27 @@ CREATE TABLE IF NOT EXISTS {schema}.ledger (
     committed_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (asset, partition, lineage)
 );
+CREATE TABLE IF NOT EXISTS {schema}.partition_members (
+    asset text NOT NULL,
+    partition text NOT NULL,
+    members text[] NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (asset, partition)
+);
 """).format(schema=sql.Identifier(PLATFORM_SCHEMA))
+
+# The members a committed partition holds (a source's symbols, wallets, …), by any run: the union of every commit's.
+HOLD = sql.SQL("""
+INSERT INTO {schema}.partition_members AS held (asset, partition, members)
+VALUES (%(asset)s, %(partition)s, %(members)s)
+ON CONFLICT (asset, partition) DO UPDATE SET
+    members = ARRAY(SELECT DISTINCT m FROM unnest(held.members || EXCLUDED.members) m ORDER BY m), updated_at = now()
+""").format(schema=sql.Identifier(PLATFORM_SCHEMA))
+
+HELD = sql.SQL(
+    "SELECT partition, members FROM {schema}.partition_members "
+    "WHERE asset = %(asset)s AND partition = ANY(%(partitions)s)"
+).format(schema=sql.Identifier(PLATFORM_SCHEMA))
 
 RECORD = sql.SQL("""
 INSERT INTO {schema}.ledger (asset, partition, lineage, run_id, rows, bytes, seconds)
@@ -94,3 +114,11 @@ def run_rows(dsn: str, asset_key: dg.AssetKey, run_id: str, partitions: Sequence
             RUN_ROWS, {"asset": asset_name(asset_key), "run_id": run_id, "partitions": list(partitions)}
         ).fetchall()
     return {p: n for p, n in rows}
+
+
+def held(dsn: str, asset_key: dg.AssetKey, partitions: Sequence[str]) -> dict[str, frozenset[str]]:
+    """The members each of `partitions` already holds, committed by any run (see spec.MemberBatches)."""
+    with psycopg.connect(dsn) as conn:
+        ensure(conn)
+        rows = conn.execute(HELD, {"asset": asset_name(asset_key), "partitions": list(partitions)}).fetchall()
+    return {partition: frozenset(members) for partition, members in rows}

@@ -27,6 +27,8 @@ from backfill_platform.io_managers import ledger
 from backfill_platform.io_managers import sql as q
 from backfill_platform.io_managers.spec import (
     Batches,
+    MemberBatches,
+    MissingMembers,
     PartitionBatch,
     SqlInsert,
     TableSpec,
@@ -40,6 +42,7 @@ from backfill_platform.io_managers.writer import (
     table_is_empty,
     write_partition,
 )
+from backfill_platform.settings import REFETCH_TAG
 
 
 def _bounds(spec: TableSpec, window: dg.TimeWindow) -> tuple[date | datetime, date | datetime]:
@@ -130,7 +133,11 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                         f"asset {context.asset_key.to_user_string()}: {child.qualified} is not a child of "
                         f"{spec.qualified}; declare derived_from=Derivation({spec.name.upper()}, ...) in its TableSpec"
                     )
-            batches = obj.produce(self._pending(context, spec, children, targets))
+            pending = self._pending(context, spec, children, targets)
+            if isinstance(obj, MemberBatches):
+                batches = obj.produce_missing(self._missing_members(context, spec, obj.members, pending))
+            else:
+                batches = obj.produce(pending)
         else:
             raise WriteError(
                 f"asset {context.asset_key.to_user_string()}: cannot store {type(obj).__name__}; "
@@ -174,6 +181,25 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                         context, asset, key, {"rows": rows.get(asset.to_user_string(), 0), "committed_by_run": run_id}
                     )
         return [k for k in keys if k not in done]
+
+    def _missing_members(
+        self, context: dg.OutputContext, spec: TableSpec, members: tuple[str, ...], pending: list[str]
+    ) -> MissingMembers:
+        """Per pending partition, the members it does not hold yet; partitions holding them all are skipped."""
+        if pending == [ledger.UNPARTITIONED] or not pending or context.step_context.dagster_run.tags.get(REFETCH_TAG):
+            return dict.fromkeys(pending, members)
+        held = ledger.held(self._dsn(), spec.key, pending)
+        missing = {k: [m for m in members if m not in held.get(k, ())] for k in pending}
+        complete = [k for k, lacking in missing.items() if not lacking]
+        topped_up = sum(1 for k, lacking in missing.items() if lacking and k in held)
+        if complete or topped_up:
+            context.log.info(
+                f"{len(complete)} of {len(pending)} partitions already hold all {len(members)} members, skipped; "
+                f"{topped_up} get only the members they lack"
+            )
+        for key in complete:
+            _add_partition_metadata(context, spec.key, key, {"members_held": len(held[key]), "api_calls": 0})
+        return {k: lacking for k, lacking in missing.items() if lacking}
 
     def _build_indexes(self, specs: list[TableSpec]) -> None:
         """Each deferred index in its own transaction, `writers` at a time (a build uses one core)."""
@@ -240,7 +266,12 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         if self.writers <= 1:
             with psycopg.connect(self._dsn()) as conn:
                 for batch in batches:
-                    yield batch, write_partition(conn, target_of(batch), batch.rows, batch.columns, children_of(batch))
+                    yield (
+                        batch,
+                        write_partition(
+                            conn, target_of(batch), batch.rows, batch.columns, children_of(batch), batch.members
+                        ),
+                    )
             return
         local = threading.local()
         opened: list[psycopg.Connection] = []
@@ -249,7 +280,9 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             if not hasattr(local, "conn"):
                 local.conn = psycopg.connect(self._dsn())
                 opened.append(local.conn)
-            return batch, write_partition(local.conn, target_of(batch), batch.rows, batch.columns, children_of(batch))
+            return batch, write_partition(
+                local.conn, target_of(batch), batch.rows, batch.columns, children_of(batch), batch.members
+            )
 
         produced = iter(batches)
         try:

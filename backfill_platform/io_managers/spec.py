@@ -157,6 +157,9 @@ class PartitionBatch:
     rows: Rows | SqlInsert
     metadata: Mapping[str, Any] = field(default_factory=dict)  # e.g. API calls spent on this partition
     columns: tuple[str, ...] | None = None
+    # The members these rows are complete for (e.g. the symbols fetched for the day), recorded in the ledger with the
+    # partition's commit; None records nothing (a day not over yet is fetched again). See MemberBatches.
+    members: Sequence[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,34 @@ class Batches:
 
     def with_children(self, children: Sequence[TableSpec]) -> Batches:
         return Batches(self.produce, self._summary, children)
+
+
+MissingMembers = Mapping[str, Sequence[str]]  # partition key → the members it does not hold yet
+
+
+class MemberBatches(Batches):
+    """Batches of partitions that each hold a set of members (Alpaca's symbols, Stacks' wallets).
+
+    The IO manager takes the partitions this run's lineage has not committed, asks the ledger which of `members`
+    each already holds (committed by any run, in this database) and calls `produce_missing({partition: members it
+    lacks})`, leaving out partitions that hold every member. Each batch's `members` are added to its partition's
+    holdings in the commit's transaction, so adding members to a universe fetches only those members. Write such
+    tables with write_mode="merge": a batch holds only the missing members' rows, and must not replace the others.
+    """
+
+    def __init__(
+        self,
+        members: Sequence[str],
+        produce_missing: Callable[[MissingMembers], Iterable[PartitionBatch]],
+        summary: Callable[[], Mapping[str, Any]] | None = None,
+        children: Sequence[TableSpec] = (),
+    ) -> None:
+        self.members = tuple(dict.fromkeys(members))
+        self.produce_missing = produce_missing
+        super().__init__(lambda keys: produce_missing(dict.fromkeys(keys, self.members)), summary, children)
+
+    def with_children(self, children: Sequence[TableSpec]) -> MemberBatches:
+        return MemberBatches(self.members, self.produce_missing, self._summary, children)
 
 
 @dataclass(frozen=True)

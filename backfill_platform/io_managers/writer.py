@@ -196,11 +196,12 @@ def write_partition(
     data: Iterable[Sequence[Any]] | pd.DataFrame | SqlInsert,
     columns: tuple[str, ...] | None = None,
     children: Sequence[tuple[Target, sql.Composable]] = (),
+    members: Sequence[str] | None = None,
 ) -> WriteStats:
     """Replace or merge one partition and record it in the ledger, all in one transaction.
 
     `children` tables (each with its SELECT over the staged rows) are written and recorded in the same transaction,
-    so a partition and what is derived from it commit together or not at all."""
+    so a partition and what is derived from it commit together or not at all; so are the `members` it now holds."""
     spec = target.spec
     started = time.perf_counter()
     bounds = {"start": target.start, "end": target.end}
@@ -228,6 +229,9 @@ def write_partition(
                 else:
                     cur.execute(q.merge_from_staging(spec))
             _record(cur, target, rows, size, time.perf_counter() - started)
+            if members is not None:
+                held = {"asset": target.asset, "partition": target.partition, "members": list(members)}
+                cur.execute(ledger.HOLD, held)
             for current, select in children:
                 cur.execute(q.advisory_lock(), {"table": current.spec.qualified, "partition": current.partition})
                 child_started = time.perf_counter()
