@@ -97,7 +97,7 @@ def wallet_transactions_final(context: dg.AssetCheckExecutionContext) -> dg.Asse
     window = run_window(context)
     query = sql.SQL(
         "SELECT address, (block_time AT TIME ZONE 'UTC')::date::text, count(*) FROM {} WHERE {} "
-        "AND tx_status IS DISTINCT FROM ALL(%(final)s) GROUP BY 1, 2 ORDER BY 1, 2"
+        "AND NOT coalesce(tx_status = ANY(%(final)s), false) GROUP BY 1, 2 ORDER BY 1, 2"
     ).format(TXS.ident, IN_WINDOW)
     rows = _query(query, window, final=sorted(settings.FINAL_STATUSES)) if window else []
     return dg.AssetCheckResult(
