@@ -13,7 +13,7 @@ BLOCK_SECONDS = 600  # one anchored block every ten minutes in the simulation
 TX_TYPES = ("token_transfer",) * 6 + ("contract_call",) * 3 + ("smart_contract",)
 
 
-def wallet_address(seed: int, n: int) -> str:
+def wallet_address(seed: int, n: int | str) -> str:
     digest = hex_id(38, seed, "wallet", n)
     return "SP" + "".join(C32[int(digest[i : i + 2], 16) % 32] for i in range(0, 76, 2))
 

@@ -31,7 +31,7 @@ def run_window(context: dg.AssetCheckExecutionContext) -> tuple[datetime, dateti
     )
 
 
-def _query(query: sql.Composable, window: tuple[datetime, datetime], **params: object) -> list[tuple]:
+def _query(query: sql.Composed, window: tuple[datetime, datetime], **params: object) -> list[tuple]:
     with psycopg.connect(database_url()) as conn:
         return conn.execute(query, {"start": window[0], "end": window[1], **params}).fetchall()
 
