@@ -139,7 +139,7 @@ def _sandbox(sub: argparse._SubParsersAction) -> None:
 
 def _run_sandbox(args: argparse.Namespace) -> int:
     from backfill_platform.sandbox.core import SandboxConfig
-    from backfill_platform.sandbox.env import base_urls, credentials
+    from backfill_platform.sandbox.env import base_urls, credentials, source_settings
     from backfill_platform.sandbox.server import serve
 
     if args.scale <= 0:
@@ -149,7 +149,7 @@ def _run_sandbox(args: argparse.Namespace) -> int:
     origin = f"http://{args.host}:{args.port}"
     print(f"Sandbox APIs on {origin} (seed {args.seed}, scale {args.scale}); counters at {origin}/_sandbox/stats")
     print("Point the clients at it with:")
-    for name, value in {**base_urls(origin), **credentials(config)}.items():
+    for name, value in {**base_urls(origin), **credentials(config), **source_settings(config)}.items():
         print(f"  export {name}={value}")
     sys.stdout.flush()
     serve(config, args.host, args.port)

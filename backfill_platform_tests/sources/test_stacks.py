@@ -8,6 +8,7 @@ import psycopg
 import pytest
 
 from backfill_platform import status
+from backfill_platform.cli import main
 from backfill_platform.sandbox.generators import stacks as data
 from backfill_platform.sources import load, named
 from backfill_platform.sources.stacks import checks
@@ -96,19 +97,23 @@ def test_without_v3_offset_pages_from_the_head_are_deduplicated(sandbox, clean) 
     assert requests(sandbox, V3) == 1 and requests(sandbox, V2) > 0
 
 
-def test_adding_a_wallet_fetches_only_it_and_removing_one_keeps_its_rows(sandbox, clean) -> None:
+def test_adding_a_wallet_fetches_only_it_and_removing_one_keeps_its_rows(sandbox, clean, monkeypatch, capsys) -> None:
     res = resources(sandbox.origin, clean)
+    monkeypatch.setenv("BACKFILL_STACKS_WALLETS", f"{A},{B},{C}")
+    status_cli = ["status", "stacks", "--from", FIRST.isoformat(), "--to", LAST.isoformat()]
     assert dg.materialize(wallet_assets((A, B)), resources=res, tags=range_tags(FIRST, LAST)).success
     loaded = load({"BACKFILL_STACKS_START": FIRST.isoformat(), "BACKFILL_STACKS_WALLETS": f"{A},{B},{C}"})
     stacks = named("stacks", loaded)
     before = status.report(clean, [stacks], "stacks", FIRST, LAST)[0]
     assert before.missing_count == 7 and before.materialized_count == 0  # C is in none of the committed days
+    assert main(status_cli) == 2 and "7 missing" in capsys.readouterr().out
     sandbox.reset()
     # A fresh run (a new lineage) with the grown list: only C is walked.
     assert dg.materialize(wallet_assets((A, B, C)), resources=res, tags=range_tags(FIRST, LAST)).success
     assert requests(sandbox, V3) == pages(C, FIRST, LAST)
     assert_rows_match(clean, expected(A, B, C))
     assert status.report(clean, [stacks], "stacks", FIRST, LAST)[0].complete
+    assert main(status_cli) == 0 and ": complete" in capsys.readouterr().out
     sandbox.reset()
     # A and B dropped from the list: nothing is due, nothing fetched, their rows stay.
     assert dg.materialize(wallet_assets((C,)), resources=res, tags=range_tags(FIRST, LAST)).success

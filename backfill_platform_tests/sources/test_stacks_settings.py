@@ -63,3 +63,15 @@ def test_retry_after_on_429_is_honoured(sandbox, db_url) -> None:
     assert time.monotonic() - started >= 1.0
     assert rows and session.metrics.http_429 == 1 and session.metrics.retry_wait_s >= 1.0
     session.close()
+
+
+def test_the_sandbox_offers_its_wallets_and_key_only_where_unset(sandbox) -> None:
+    from backfill_platform.endpoints import use_sandbox_url
+    from backfill_platform.sources import SOURCES
+
+    env = {"BACKFILL_SANDBOX_URL": sandbox.origin}
+    assert "stacks" in use_sandbox_url(SOURCES, env)
+    assert env["BACKFILL_STACKS_WALLETS"] == ",".join(BUSY) and env["BACKFILL_STACKS_API_KEY"] == CFG.stacks_api_key
+    own = {"BACKFILL_SANDBOX_URL": sandbox.origin, "BACKFILL_STACKS_WALLETS": BUSY[1]}
+    use_sandbox_url(SOURCES, own)
+    assert own["BACKFILL_STACKS_WALLETS"] == BUSY[1]
