@@ -172,6 +172,11 @@ def _bench(sub: argparse._SubParsersAction) -> None:
     canton.add_argument("--days", type=int, default=10, help="days of Scan history (default 10)")
     canton.add_argument("--scale", type=float, default=10.0, help="sandbox volume, 1 = 1,000 updates a day")
     canton.set_defaults(handler=_run_bench_canton)
+    stacks = which.add_parser("stacks", help="Stacks busy wallets over a long range: calls vs floor, rate vs allowed")
+    stacks.add_argument("--wallets", type=int, default=3, help="busy sandbox wallets (default 3)")
+    stacks.add_argument("--days", type=int, default=180, help="days ending 2026-10-31 (default 180)")
+    stacks.add_argument("--anonymous", action="store_true", help="no API key: 50 calls/min instead of 500")
+    stacks.set_defaults(handler=_run_bench_stacks)
 
 
 def _benchmarks(name: str):  # -> the module benchmarks.<name>
@@ -197,6 +202,13 @@ def _run_bench_canton(args: argparse.Namespace) -> int:
     from backfill_platform.database import database_url
 
     print(_benchmarks("canton").run(database_url(), args.days, args.scale).report())
+    return 0
+
+
+def _run_bench_stacks(args: argparse.Namespace) -> int:
+    from backfill_platform.database import database_url
+
+    print(_benchmarks("stacks").run(database_url(), args.wallets, args.days, keyed=not args.anonymous).report())
     return 0
 
 

@@ -121,12 +121,19 @@ def test_adding_a_wallet_fetches_only_it_and_removing_one_keeps_its_rows(sandbox
     assert_rows_match(clean, expected(A, B, C))
 
 
-def test_a_wallet_without_transactions_in_the_range_commits_empty_partitions(sandbox, clean) -> None:
+def test_a_wallet_without_transactions_in_the_range_commits_empty_partitions(sandbox, clean, monkeypatch) -> None:
     quiet = next(w for w in data.wallets(CFG.seed, CFG.stacks_wallets) if not truth(w, FIRST, LAST))
-    assert dg.materialize(
-        wallet_assets((quiet,)), resources=resources(sandbox.origin, clean), tags=range_tags(FIRST, LAST)
-    ).success
+    monkeypatch.setenv("BACKFILL_STACKS_START", "2026-06-01")  # the target lies before this run's range
+    monkeypatch.setenv("BACKFILL_STACKS_WALLETS", quiet)
+    result = dg.materialize(
+        [*wallet_assets((quiet,)), *CHECKS], resources=resources(sandbox.origin, clean), tags=range_tags(FIRST, LAST)
+    )
+    assert result.success
     assert requests(sandbox, V3) == 1
+    reach = next(c for c in result.get_asset_check_evaluations() if c.check_name == "wallet_history_reaches_start")
+    assert not reach.passed and reach.severity == dg.AssetCheckSeverity.WARN
+    assert reach.metadata["oldest_block_time_per_wallet"].value == {quiet: None}
+    assert reach.metadata["target"].value == "2026-06-01"
     with psycopg.connect(clean) as conn:
         ledger = conn.execute(
             "SELECT partition, rows, members FROM backfill_platform.ledger WHERE asset = %s ORDER BY partition",
