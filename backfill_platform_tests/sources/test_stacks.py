@@ -26,8 +26,8 @@ from backfill_platform_tests.sources.stacks_fixtures import (
     wallet_assets,
 )
 
-FIRST, LAST = date(2026, 10, 1), date(2026, 10, 7)
-DAYS = [date(2026, 10, d).isoformat() for d in range(1, 8)]
+FIRST, LAST = date(2026, 10, 22), date(2026, 10, 28)
+DAYS = [date(2026, 10, d).isoformat() for d in range(22, 29)]
 A, B, C = BUSY
 V3 = "stacks v3/principals/transactions"
 V2 = "stacks v2/addresses/transactions"
