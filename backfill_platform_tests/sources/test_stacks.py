@@ -132,7 +132,7 @@ def test_a_wallet_without_transactions_in_the_range_commits_empty_partitions(san
     assert requests(sandbox, V3) == 1
     reach = next(c for c in result.get_asset_check_evaluations() if c.check_name == "wallet_history_reaches_start")
     assert not reach.passed and reach.severity == dg.AssetCheckSeverity.WARN
-    assert reach.metadata["oldest_block_time_per_wallet"].value == {quiet: None}
+    assert reach.metadata["per_wallet"].value == {quiet: {"oldest_in_run": None, "newest_gap": "2026-10-21"}}
     assert reach.metadata["target"].value == "2026-06-01"
     with psycopg.connect(clean) as conn:
         ledger = conn.execute(
