@@ -38,10 +38,12 @@ def truth(wallet: str, first: date, last: date, revision: int = 0) -> dict[tuple
 
 
 def pages(wallet: str, first: date, last: date) -> int:
-    """The pages of one v3 walk from the range's end: its rows and the first older one that ends it, 50 a page."""
+    """The pages of one v3 walk from the range's end: the block just after it (the cursor's), its rows, and the first
+    older one that ends it, 50 a page."""
     start, end = span(first, last)
     history = data.history(CFG.seed, wallet, CFG.scale)
-    inside = sum(1 for k in history if start <= data.block_time(k[0]) < end)
+    after = data.height_at(end - timedelta(seconds=1)) + 1
+    inside = sum(1 for k in history if start <= data.block_time(k[0]) < end or k[0] == after)
     older = any(data.block_time(k[0]) < start for k in history)
     return max(1, math.ceil((inside + older) / 50))
 

@@ -119,7 +119,7 @@ class StacksClient:
         height is unknown) down to its first; the caller stops reading once it has passed its start."""
         if self.v3:
             start = self.height_at(end) if end < datetime.now(UTC) else None
-            cursor = settings.START_CURSOR.format(height=start) if start is not None else None
+            cursor = settings.START_CURSOR.format(height=start + 1) if start is not None else None
             before = self.pages
             try:
                 yield from self._v3(address, cursor)

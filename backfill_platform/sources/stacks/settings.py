@@ -6,7 +6,9 @@ V3_TRANSACTIONS_ROUTE = "/extended/v3/principals/{principal}/transactions"
 V2_TRANSACTIONS_ROUTE = "/extended/v2/addresses/{principal}/transactions"  # deprecated: the fallback
 BLOCK_BY_TIME_ROUTE = "/extended/v2/blocks/by-block-time/{timestamp}"
 PAGE_SIZE = 50  # the API's maximum `limit`
-# A cursor H:0:0 that matches no row is widened to the whole block H (v3 helpers): a walk can start at a height.
+# A cursor H:0:0 that matches no row is widened to the whole block H (v3 helpers): a walk can start at a height. It
+# starts one block above the range's last (its rows are dropped): were a row at exactly (H, 0, 0), the inclusive
+# `<=` would leave out the rest of block H, so the range's last block is never the cursor's.
 START_CURSOR = "{height}:0:0"
 # v3 (or the block lookup) not served by an older or self-hosted API: these answers switch to the v2 offset pages.
 NOT_SERVED = frozenset({404, 410})
