@@ -56,7 +56,9 @@ class Walk:
             close()
 
 
-def fetch_wallet_transactions(context: dg.AssetExecutionContext, stacks: StacksApi, wallets: Sequence[str]) -> Any:
+def fetch_wallet_transactions(
+    context: dg.AssetExecutionContext, stacks: StacksApi, wallets: Sequence[str]
+) -> MemberBatches:
     """The due (day, wallet) pairs in one walk per wallet: from the end of its newest due day back past the start of
     its oldest, newest first; each day is handed over with every due wallet's rows of that day."""
     if not wallets:
