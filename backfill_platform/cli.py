@@ -139,7 +139,7 @@ def _sandbox(sub: argparse._SubParsersAction) -> None:
 
 def _run_sandbox(args: argparse.Namespace) -> int:
     from backfill_platform.sandbox.core import SandboxConfig
-    from backfill_platform.sandbox.env import base_urls, credentials
+    from backfill_platform.sandbox.env import base_urls, credentials, source_settings
     from backfill_platform.sandbox.server import serve
 
     if args.scale <= 0:
@@ -149,7 +149,7 @@ def _run_sandbox(args: argparse.Namespace) -> int:
     origin = f"http://{args.host}:{args.port}"
     print(f"Sandbox APIs on {origin} (seed {args.seed}, scale {args.scale}); counters at {origin}/_sandbox/stats")
     print("Point the clients at it with:")
-    for name, value in {**base_urls(origin), **credentials(config)}.items():
+    for name, value in {**base_urls(origin), **credentials(config), **source_settings(config)}.items():
         print(f"  export {name}={value}")
     sys.stdout.flush()
     serve(config, args.host, args.port)
@@ -176,6 +176,11 @@ def _bench(sub: argparse._SubParsersAction) -> None:
     alpaca.add_argument("--symbols", type=int, default=5_000, help="symbols of the 1Day run (default 5,000)")
     alpaca.add_argument("--days", type=int, default=30, help="days of the 1Day run (default 30)")
     alpaca.set_defaults(handler=_run_bench_alpaca)
+    stacks = which.add_parser("stacks", help="Stacks busy wallets over a long range: calls vs floor, rate vs allowed")
+    stacks.add_argument("--wallets", type=int, default=3, help="busy sandbox wallets (default 3)")
+    stacks.add_argument("--days", type=int, default=180, help="days ending 2026-10-31 (default 180)")
+    stacks.add_argument("--anonymous", action="store_true", help="no API key: 50 calls/min instead of 500")
+    stacks.set_defaults(handler=_run_bench_stacks)
 
 
 def _benchmarks(name: str):  # -> the module benchmarks.<name>
@@ -208,6 +213,12 @@ def _run_bench_alpaca(args: argparse.Namespace) -> int:
     from backfill_platform.database import database_url
 
     print(_benchmarks("alpaca").run(database_url(), args.symbols, args.days).report())
+
+
+def _run_bench_stacks(args: argparse.Namespace) -> int:
+    from backfill_platform.database import database_url
+
+    print(_benchmarks("stacks").run(database_url(), args.wallets, args.days, keyed=not args.anonymous).report())
     return 0
 
 

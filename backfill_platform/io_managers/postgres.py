@@ -28,7 +28,6 @@ from backfill_platform.io_managers import sql as q
 from backfill_platform.io_managers.spec import (
     Batches,
     MemberBatches,
-    MissingMembers,
     PartitionBatch,
     SqlInsert,
     TableSpec,
@@ -133,11 +132,10 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                         f"asset {context.asset_key.to_user_string()}: {child.qualified} is not a child of "
                         f"{spec.qualified}; declare derived_from=Derivation({spec.name.upper()}, ...) in its TableSpec"
                     )
-            pending = self._pending(context, spec, children, targets)
             if isinstance(obj, MemberBatches):
-                batches = obj.produce_missing(self._missing_members(context, spec, obj.members, pending))
+                batches = obj.produce_due(self._due(context, spec, obj.members, targets))
             else:
-                batches = obj.produce(pending)
+                batches = obj.produce(self._pending(context, spec, children, targets))
         else:
             raise WriteError(
                 f"asset {context.asset_key.to_user_string()}: cannot store {type(obj).__name__}; "
@@ -182,24 +180,26 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                     )
         return [k for k in keys if k not in done]
 
-    def _missing_members(
-        self, context: dg.OutputContext, spec: TableSpec, members: tuple[str, ...], pending: list[str]
-    ) -> MissingMembers:
-        """Per pending partition, the members it does not hold yet; partitions holding them all are skipped."""
-        if pending == [ledger.UNPARTITIONED] or not pending or context.step_context.dagster_run.tags.get(REFETCH_TAG):
-            return dict.fromkeys(pending, members)
-        held = ledger.held(self._dsn(), spec.key, pending)
-        missing = {k: [m for m in members if m not in held.get(k, ())] for k in pending}
-        complete = [k for k, lacking in missing.items() if not lacking]
-        topped_up = sum(1 for k, lacking in missing.items() if lacking and k in held)
-        if complete or topped_up:
+    def _due(
+        self, context: dg.OutputContext, spec: TableSpec, members: tuple[str, ...], targets: dict[str, Target]
+    ) -> dict[str, tuple[str, ...]]:
+        """Per partition, the members not yet held (see ledger.members_held); partitions holding them all are left
+        out. A member already held is never refetched by a later run unless its rows were unsettled, or the run
+        carries the refetch tag (`backfill-platform backfill --refetch`), which makes every member due again."""
+        run = context.step_context.dagster_run
+        if run.tags.get(REFETCH_TAG):
+            return dict.fromkeys(targets, members)
+        lineage = ledger.lineage_of(run)
+        held = ledger.members_held(self._dsn(), spec.key, list(targets), lineage)
+        due = {k: tuple(m for m in members if m not in held.get(k, set())) for k in targets}
+        due = {k: v for k, v in due.items() if v}
+        skipped = len(targets) - len(due)
+        if skipped or any(len(v) < len(members) for v in due.values()):
             context.log.info(
-                f"{len(complete)} of {len(pending)} partitions already hold all {len(members)} members, skipped; "
-                f"{topped_up} get only the members they lack"
+                f"{spec.qualified}: {skipped} of {len(targets)} partitions hold every member already; "
+                f"{sum(len(v) for v in due.values())} partition-members of {len(targets) * len(members)} are due"
             )
-        for key in complete:
-            _add_partition_metadata(context, spec.key, key, {"members_held": len(held[key]), "api_calls": 0})
-        return {k: lacking for k, lacking in missing.items() if lacking}
+        return due
 
     def _build_indexes(self, specs: list[TableSpec]) -> None:
         """Each deferred index in its own transaction, `writers` at a time (a build uses one core)."""
@@ -258,6 +258,8 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                     f"asset {context.asset_key.to_user_string()}: batch for partition "
                     f"{batch.partition_key} is outside this run's partitions"
                 )
+            if batch.members is not None:
+                return dataclasses.replace(target, members=batch.members, unsettled=batch.unsettled)
             return target
 
         def children_of(batch: PartitionBatch) -> list[tuple[Target, Any]]:
@@ -268,9 +270,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 for batch in batches:
                     yield (
                         batch,
-                        write_partition(
-                            conn, target_of(batch), batch.rows, batch.columns, children_of(batch), batch.members
-                        ),
+                        write_partition(conn, target_of(batch), batch.rows, batch.columns, children_of(batch)),
                     )
             return
         local = threading.local()
@@ -280,9 +280,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             if not hasattr(local, "conn"):
                 local.conn = psycopg.connect(self._dsn())
                 opened.append(local.conn)
-            return batch, write_partition(
-                local.conn, target_of(batch), batch.rows, batch.columns, children_of(batch), batch.members
-            )
+            return batch, write_partition(local.conn, target_of(batch), batch.rows, batch.columns, children_of(batch))
 
         produced = iter(batches)
         try:

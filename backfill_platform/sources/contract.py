@@ -71,6 +71,9 @@ class Source:
     checks: Sequence[dg.AssetChecksDefinition] | ChecksFactory
     automation: Automation
     options: tuple[Option, ...] = ()
+    # The Option listing the members of a table with a member_column (e.g. "WALLETS"): status counts a partition
+    # materialized only when each of them is committed and settled there.
+    members: str | None = None
 
     @property
     def tags(self) -> dict[str, str]:
