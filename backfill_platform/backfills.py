@@ -115,7 +115,14 @@ def daemon(env: Mapping[str, str]) -> Iterator[subprocess.Popen]:
     """`dagster-daemon run` on the platform's workspace for the duration; stopped (with its code server and run
     workers' parent) when the block ends."""
     home = env["DAGSTER_HOME"]
-    cmd = [sys.executable, "-m", "dagster._daemon", "run", "-w", str(settings.project_root() / "workspace.yaml")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "backfill_platform.daemon",
+        "run",
+        "-w",
+        str(settings.project_root() / "workspace.yaml"),
+    ]
     log = open(os.path.join(home, "daemon.log"), "ab")  # noqa: SIM115 - closed below, after the process
     proc = subprocess.Popen(
         cmd, cwd=home, env=dict(env), stdout=log, stderr=log, start_new_session=True, preexec_fn=die_with_parent

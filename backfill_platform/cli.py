@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import warnings
 from collections.abc import Callable, Sequence
 
@@ -70,6 +71,9 @@ def _dev(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_dev(args: argparse.Namespace) -> int:
+    """The webserver and the platform's daemon (`backfill_platform.daemon`, Dagster's with a 3 s backfill loop)
+    side by side, as `dagster dev` runs them, each loading the workspace itself."""
+    from backfill_platform.backfills import daemon
     from backfill_platform.endpoints import serving
     from backfill_platform.processes import die_with_parent, stop_group
     from backfill_platform.sources import SOURCES
@@ -80,33 +84,27 @@ def _run_dev(args: argparse.Namespace) -> int:
         env.update(extra)
         for endpoint in endpoints:
             print(endpoint.describe())
-        cmd = [
-            sys.executable,
-            "-m",
-            "dagster",
-            "dev",
-            "-w",
-            str(settings.project_root() / "workspace.yaml"),
-            "-p",
-            str(args.port),
-            "-h",
-            args.host,
-        ]
-        print(f"Dagster UI at http://{args.host}:{args.port} (DAGSTER_HOME={env['DAGSTER_HOME']}); Ctrl-C stops it")
-        sys.stdout.flush()
-        # cwd = DAGSTER_HOME: no stray dagster.yaml warning, no storage/ inside the checkout
-        env["PYTHONWARNINGS"] = "ignore:Function `dev_command` is superseded"  # Dagster's note about its own CLI
-        proc = subprocess.Popen(
-            cmd, cwd=env["DAGSTER_HOME"], env=env, start_new_session=True, preexec_fn=die_with_parent
+        workspace = str(settings.project_root() / "workspace.yaml")
+        cmd = [sys.executable, "-m", "dagster_webserver", "-w", workspace, "-p", str(args.port), "-h", args.host]
+        print(
+            f"Dagster UI at http://{args.host}:{args.port} (DAGSTER_HOME={env['DAGSTER_HOME']}, daemon log there in "
+            "daemon.log); Ctrl-C stops it"
         )
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        sys.stdout.flush()
         try:
-            return proc.wait()
+            with daemon(env) as daemon_proc:
+                # cwd = DAGSTER_HOME: no stray dagster.yaml warning, no storage/ inside the checkout
+                webserver = subprocess.Popen(
+                    cmd, cwd=env["DAGSTER_HOME"], env=env, start_new_session=True, preexec_fn=die_with_parent
+                )
+                try:
+                    while webserver.poll() is None and daemon_proc.poll() is None:
+                        time.sleep(0.5)
+                    return webserver.returncode or daemon_proc.returncode or 1
+                finally:
+                    stop_group(webserver)
         except KeyboardInterrupt:
             return 130
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-            stop_group(proc)
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -141,7 +139,7 @@ def _sandbox(sub: argparse._SubParsersAction) -> None:
 
 def _run_sandbox(args: argparse.Namespace) -> int:
     from backfill_platform.sandbox.core import SandboxConfig
-    from backfill_platform.sandbox.env import base_urls, credentials
+    from backfill_platform.sandbox.env import base_urls, credentials, source_settings
     from backfill_platform.sandbox.server import serve
 
     if args.scale <= 0:
@@ -151,7 +149,7 @@ def _run_sandbox(args: argparse.Namespace) -> int:
     origin = f"http://{args.host}:{args.port}"
     print(f"Sandbox APIs on {origin} (seed {args.seed}, scale {args.scale}); counters at {origin}/_sandbox/stats")
     print("Point the clients at it with:")
-    for name, value in {**base_urls(origin), **credentials(config)}.items():
+    for name, value in {**base_urls(origin), **credentials(config), **source_settings(config)}.items():
         print(f"  export {name}={value}")
     sys.stdout.flush()
     serve(config, args.host, args.port)
@@ -174,6 +172,15 @@ def _bench(sub: argparse._SubParsersAction) -> None:
     canton.add_argument("--days", type=int, default=10, help="days of Scan history (default 10)")
     canton.add_argument("--scale", type=float, default=10.0, help="sandbox volume, 1 = 1,000 updates a day")
     canton.set_defaults(handler=_run_bench_canton)
+    alpaca = which.add_parser("alpaca", help="Alpaca calls ÷ floor vs the replaced method (one call per 50 symbols)")
+    alpaca.add_argument("--symbols", type=int, default=5_000, help="symbols of the 1Day run (default 5,000)")
+    alpaca.add_argument("--days", type=int, default=30, help="days of the 1Day run (default 30)")
+    alpaca.set_defaults(handler=_run_bench_alpaca)
+    stacks = which.add_parser("stacks", help="Stacks busy wallets over a long range: calls vs floor, rate vs allowed")
+    stacks.add_argument("--wallets", type=int, default=3, help="busy sandbox wallets (default 3)")
+    stacks.add_argument("--days", type=int, default=180, help="days ending 2026-10-31 (default 180)")
+    stacks.add_argument("--anonymous", action="store_true", help="no API key: 50 calls/min instead of 500")
+    stacks.set_defaults(handler=_run_bench_stacks)
 
 
 def _benchmarks(name: str):  # -> the module benchmarks.<name>
@@ -199,6 +206,19 @@ def _run_bench_canton(args: argparse.Namespace) -> int:
     from backfill_platform.database import database_url
 
     print(_benchmarks("canton").run(database_url(), args.days, args.scale).report())
+    return 0
+
+
+def _run_bench_alpaca(args: argparse.Namespace) -> int:
+    from backfill_platform.database import database_url
+
+    print(_benchmarks("alpaca").run(database_url(), args.symbols, args.days).report())
+
+
+def _run_bench_stacks(args: argparse.Namespace) -> int:
+    from backfill_platform.database import database_url
+
+    print(_benchmarks("stacks").run(database_url(), args.wallets, args.days, keyed=not args.anonymous).report())
     return 0
 
 
@@ -372,6 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.filterwarnings("ignore", message=".*is currently in (beta|preview).*")  # Dagster's own API notices
+    # SIGTERM (systemd, Kubernetes, `timeout`) unwinds like Ctrl-C: the daemon, sandbox and run workers a command
+    # started are stopped by its `finally` blocks, and their runs end FAILURE instead of staying STARTED.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return args.handler(args)
     except ConfigurationError as exc:

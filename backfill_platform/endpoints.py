@@ -92,8 +92,15 @@ def use_sandbox_url(sources: Sequence[Source], environ: MutableMapping[str, str]
             continue  # this source has its own API
         env[base_url_var] = offered[base_url_var]
         env.update({v: offered[v] for v in source.credentials})
+        env.update(_unset_settings(source, offered, env))
         used.append(source.name)
     return used
+
+
+def _unset_settings(source: Source, offered: Mapping[str, str], env: Mapping[str, str]) -> dict[str, str]:
+    """The sandbox's own settings for this source (e.g. the wallets it simulates) that the environment leaves unset."""
+    prefix = f"BACKFILL_{source.name.upper()}_"
+    return {k: v for k, v in offered.items() if k.startswith(prefix) and not env.get(k)}
 
 
 @contextmanager
@@ -106,15 +113,16 @@ def serving(
     if not any(e.sandbox for e in chosen):
         yield {}, chosen
         return
-    from backfill_platform.sandbox.env import base_urls, credentials
+    from backfill_platform.sandbox.env import base_urls, credentials, source_settings
     from backfill_platform.sandbox.server import SandboxProcess
 
     with SandboxProcess() as sandbox:
-        urls, secrets = base_urls(sandbox.origin), credentials(sandbox.config)
+        urls, secrets = base_urls(sandbox.origin), {**credentials(sandbox.config), **source_settings(sandbox.config)}
         extra: dict[str, str] = {SANDBOX_URL: sandbox.origin}
         for source, endpoint in zip(sources, chosen, strict=True):
             if endpoint.sandbox:
                 var = config.source_var(source.name, "base_url")
                 extra[var] = urls[var]
                 extra.update({v: secrets[v] for v in source.credentials})
+                extra.update(_unset_settings(source, secrets, env))
         yield extra, [Endpoint(e.source, True, f"{sandbox.origin}/{e.source}") if e.sandbox else e for e in chosen]

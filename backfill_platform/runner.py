@@ -204,6 +204,8 @@ def _submit_all(
     for (source, keys), span in zip(chosen, spans, strict=True):
         tags = {**source.source.tags, RANGE_TAG: f"{span.first}..{span.last}"}
         prior = None if refetch else earlier_attempt(instance, tags, keys)
+        if refetch:
+            tags[settings.REFETCH_TAG] = "true"
         if prior is not None and prior.status not in FINISHED:
             print(f"continuing unfinished backfill {prior.backfill_id} (--refetch starts afresh)", file=follow.out)
             backfill_id = prior.backfill_id

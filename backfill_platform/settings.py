@@ -16,6 +16,8 @@ SOURCES = ("blaze", "canton", "racing", "alpaca", "stacks")
 API_TAG = "backfill_platform/api"
 # The commit lineage a run resumes (see io_managers/ledger.py): set on a backfill that continues an earlier attempt.
 LINEAGE_TAG = "backfill_platform/lineage"
+# Set on a run (the CLI's --refetch sets it on its backfill): partitions are fetched again even for members they hold.
+REFETCH_TAG = "backfill_platform/refetch"
 # Schema of the platform's own bookkeeping tables (ledger, rate budget).
 PLATFORM_SCHEMA = "backfill_platform"
 # The run tags Dagster gives a single run over a partition range (UI backfill, --partition-range, CLI backfill).

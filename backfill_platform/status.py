@@ -20,6 +20,8 @@ import psycopg
 from psycopg import sql
 
 from backfill_platform.errors import ConfigurationError
+from backfill_platform.io_managers.ledger import members_held
+from backfill_platform.io_managers.spec import spec_for
 from backfill_platform.settings import PLATFORM_SCHEMA
 from backfill_platform.sources.contract import LoadedSource
 
@@ -225,6 +227,8 @@ def report(
     for source, key in chosen:
         asset, keys = key.to_user_string(), keys_of[source.name]
         held = {k: commits[asset][k] for k in keys if k in commits[asset]}
+        if held:
+            held = _holding_every_member(dsn, source, key, held)
         absent = [k for k in keys if k not in held]
         failed = failed_partitions(instance, source, key, absent)
         missing = [k for k in absent if k not in failed]
@@ -249,6 +253,17 @@ def report(
             )
         )
     return out
+
+
+def _holding_every_member(dsn: str, source: LoadedSource, key: dg.AssetKey, held: dict[str, Commit]) -> dict:
+    """For a table with members (wallets): only partitions where every configured member is committed and settled
+    count as materialized; a member added since, or a row not yet final, leaves the partition missing."""
+    spec = spec_for(key.path)
+    if spec is None or not spec.member_column or not source.source.members:
+        return held
+    wanted = set(source.config[source.source.members])
+    full = members_held(dsn, key, list(held))
+    return {k: c for k, c in held.items() if wanted <= full.get(k, set())}
 
 
 def render(statuses: Sequence[AssetStatus]) -> str:

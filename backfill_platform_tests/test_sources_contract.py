@@ -22,10 +22,10 @@ def test_every_registered_source_is_in_the_definitions_with_its_resource() -> No
     from backfill_platform.definitions import defs
 
     loaded = load()
-    assert [s.name for s in loaded] == [s.name for s in SOURCES] == ["blaze", "canton"]
+    assert [s.name for s in loaded] == [s.name for s in SOURCES] == ["blaze", "canton", "alpaca", "stacks"]
     graph = defs.resolve_asset_graph()
     assert set(graph.get_all_asset_keys()) == {k for s in loaded for k in s.asset_keys}
-    assert {"blaze", "canton", "io_manager"} <= set(defs.resources or {})
+    assert {"blaze", "canton", "alpaca", "stacks", "io_manager"} <= set(defs.resources or {})
     for source in loaded:
         for key in source.asset_keys:
             assert graph.get(key).partitions_def == source.partitions

@@ -29,17 +29,40 @@ CREATE TABLE IF NOT EXISTS {schema}.ledger (
     bytes bigint NOT NULL,
     seconds double precision NOT NULL,
     committed_at timestamptz NOT NULL DEFAULT now(),
+    members text[],
+    unsettled text[],
     PRIMARY KEY (asset, partition, lineage)
 );
-""").format(schema=sql.Identifier(PLATFORM_SCHEMA))
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = {schema_text}
+                   AND table_name = 'ledger' AND column_name = 'members') THEN
+        ALTER TABLE {schema}.ledger ADD COLUMN members text[], ADD COLUMN unsettled text[];
+    END IF;
+END $$;
+""").format(schema=sql.Identifier(PLATFORM_SCHEMA), schema_text=sql.Literal(PLATFORM_SCHEMA))
 
+# `members`: who the commit holds (NULL: a table without members). Within a lineage they accumulate, and a member
+# written again is unsettled only if this commit says so.
 RECORD = sql.SQL("""
-INSERT INTO {schema}.ledger (asset, partition, lineage, run_id, rows, bytes, seconds)
-VALUES (%(asset)s, %(partition)s, %(lineage)s, %(run_id)s, %(rows)s, %(bytes)s, %(seconds)s)
+INSERT INTO {schema}.ledger AS l (asset, partition, lineage, run_id, rows, bytes, seconds, members, unsettled)
+VALUES (%(asset)s, %(partition)s, %(lineage)s, %(run_id)s, %(rows)s, %(bytes)s, %(seconds)s, %(members)s,
+        %(unsettled)s)
 ON CONFLICT (asset, partition, lineage) DO UPDATE SET
     run_id = EXCLUDED.run_id, rows = EXCLUDED.rows, bytes = EXCLUDED.bytes, seconds = EXCLUDED.seconds,
-    committed_at = now()
+    committed_at = now(),
+    members = CASE WHEN EXCLUDED.members IS NULL THEN NULL
+        ELSE ARRAY(SELECT DISTINCT m FROM unnest(coalesce(l.members, '{{}}') || EXCLUDED.members) m ORDER BY m) END,
+    unsettled = ARRAY(SELECT m FROM unnest(coalesce(l.unsettled, '{{}}')) m WHERE m <> ALL(EXCLUDED.members)
+        UNION SELECT unnest(EXCLUDED.unsettled))
 """).format(schema=sql.Identifier(PLATFORM_SCHEMA))
+
+# Per partition, the members committed and settled in any lineage, or committed at all in `lineage` (a resumed run
+# does not refetch what it wrote, settled or not).
+HELD = sql.SQL(
+    "SELECT partition, array_agg(DISTINCT m) FROM {schema}.ledger, unnest(members) m "
+    "WHERE asset = %(asset)s AND partition = ANY(%(partitions)s) AND members IS NOT NULL "
+    "AND (lineage = %(lineage)s OR m <> ALL(coalesce(unsettled, '{{}}'))) GROUP BY partition"
+).format(schema=sql.Identifier(PLATFORM_SCHEMA))
 
 # Partitions every one of `assets` committed in this lineage (a parent and its children commit together).
 COMMITTED = sql.SQL(
@@ -94,3 +117,14 @@ def run_rows(dsn: str, asset_key: dg.AssetKey, run_id: str, partitions: Sequence
             RUN_ROWS, {"asset": asset_name(asset_key), "run_id": run_id, "partitions": list(partitions)}
         ).fetchall()
     return {p: n for p, n in rows}
+
+
+def members_held(dsn: str, asset_key: dg.AssetKey, partitions: Sequence[str], lineage: str = "") -> dict[str, set[str]]:
+    """Per partition of a table with members: the members whose rows are committed and settled (by any lineage),
+    or committed at all by `lineage`. A configured member missing here is still due in that partition."""
+    with psycopg.connect(dsn) as conn:
+        ensure(conn)
+        rows = conn.execute(
+            HELD, {"asset": asset_name(asset_key), "partitions": list(partitions), "lineage": lineage}
+        ).fetchall()
+    return {partition: set(members) for partition, members in rows}

@@ -27,6 +27,7 @@ from backfill_platform.io_managers import ledger
 from backfill_platform.io_managers import sql as q
 from backfill_platform.io_managers.spec import (
     Batches,
+    MemberBatches,
     PartitionBatch,
     SqlInsert,
     TableSpec,
@@ -40,6 +41,7 @@ from backfill_platform.io_managers.writer import (
     table_is_empty,
     write_partition,
 )
+from backfill_platform.settings import REFETCH_TAG
 
 
 def _bounds(spec: TableSpec, window: dg.TimeWindow) -> tuple[date | datetime, date | datetime]:
@@ -130,7 +132,10 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                         f"asset {context.asset_key.to_user_string()}: {child.qualified} is not a child of "
                         f"{spec.qualified}; declare derived_from=Derivation({spec.name.upper()}, ...) in its TableSpec"
                     )
-            batches = obj.produce(self._pending(context, spec, children, targets))
+            if isinstance(obj, MemberBatches):
+                batches = obj.produce_due(self._due(context, spec, obj.members, targets))
+            else:
+                batches = obj.produce(self._pending(context, spec, children, targets))
         else:
             raise WriteError(
                 f"asset {context.asset_key.to_user_string()}: cannot store {type(obj).__name__}; "
@@ -174,6 +179,27 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                         context, asset, key, {"rows": rows.get(asset.to_user_string(), 0), "committed_by_run": run_id}
                     )
         return [k for k in keys if k not in done]
+
+    def _due(
+        self, context: dg.OutputContext, spec: TableSpec, members: tuple[str, ...], targets: dict[str, Target]
+    ) -> dict[str, tuple[str, ...]]:
+        """Per partition, the members not yet held (see ledger.members_held); partitions holding them all are left
+        out. A member already held is never refetched by a later run unless its rows were unsettled, or the run
+        carries the refetch tag (`backfill-platform backfill --refetch`), which makes every member due again."""
+        run = context.step_context.dagster_run
+        if run.tags.get(REFETCH_TAG):
+            return dict.fromkeys(targets, members)
+        lineage = ledger.lineage_of(run)
+        held = ledger.members_held(self._dsn(), spec.key, list(targets), lineage)
+        due = {k: tuple(m for m in members if m not in held.get(k, set())) for k in targets}
+        due = {k: v for k, v in due.items() if v}
+        skipped = len(targets) - len(due)
+        if skipped or any(len(v) < len(members) for v in due.values()):
+            context.log.info(
+                f"{spec.qualified}: {skipped} of {len(targets)} partitions hold every member already; "
+                f"{sum(len(v) for v in due.values())} partition-members of {len(targets) * len(members)} are due"
+            )
+        return due
 
     def _build_indexes(self, specs: list[TableSpec]) -> None:
         """Each deferred index in its own transaction, `writers` at a time (a build uses one core)."""
@@ -232,6 +258,8 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                     f"asset {context.asset_key.to_user_string()}: batch for partition "
                     f"{batch.partition_key} is outside this run's partitions"
                 )
+            if batch.members is not None:
+                return dataclasses.replace(target, members=batch.members, unsettled=batch.unsettled)
             return target
 
         def children_of(batch: PartitionBatch) -> list[tuple[Target, Any]]:
@@ -240,7 +268,10 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         if self.writers <= 1:
             with psycopg.connect(self._dsn()) as conn:
                 for batch in batches:
-                    yield batch, write_partition(conn, target_of(batch), batch.rows, batch.columns, children_of(batch))
+                    yield (
+                        batch,
+                        write_partition(conn, target_of(batch), batch.rows, batch.columns, children_of(batch)),
+                    )
             return
         local = threading.local()
         opened: list[psycopg.Connection] = []

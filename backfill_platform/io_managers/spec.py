@@ -72,10 +72,15 @@ class TableSpec:
     description: str = ""
     # A child table computed from its parent's rows in SQL, in the parent's partition transaction.
     derived_from: Derivation | None = None
+    # Partitions holding the rows of several members (wallets, symbols) named by this column: a batch covers some of
+    # them (`PartitionBatch.members`), a replace deletes only those members' slice, and the ledger records which
+    # members each commit holds, so a member added later is fetched alone (see `MemberBatches`).
+    member_column: str | None = None
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
-        for what, key in [*(("key", k) for k in self.primary_key), ("partition", self.partition_column)]:
+        keys = [*(("key", k) for k in self.primary_key), ("partition", self.partition_column)]
+        for what, key in [*keys, ("member", self.member_column)]:
             if key is not None and key not in names:
                 raise SpecError(
                     f"table {self.qualified}: {what} column {key!r} is not among its columns ({', '.join(names)})"
@@ -157,6 +162,10 @@ class PartitionBatch:
     rows: Rows | SqlInsert
     metadata: Mapping[str, Any] = field(default_factory=dict)  # e.g. API calls spent on this partition
     columns: tuple[str, ...] | None = None
+    # For MemberBatches: the members whose rows this batch holds (all of their rows in the partition),
+    # and those of them whose rows may still change (e.g. a transaction not yet final): later runs fetch those again.
+    members: tuple[str, ...] | None = None
+    unsettled: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -193,6 +202,35 @@ class Batches:
 
     def with_children(self, children: Sequence[TableSpec]) -> Batches:
         return Batches(self.produce, self._summary, children)
+
+
+Due = Mapping[str, tuple[str, ...]]  # partition key → the members still due in it
+
+
+class MemberBatches(Batches):
+    """Batches of partitions that each hold several members' rows (Stacks' wallets, Alpaca's symbols).
+
+    The IO manager works out, per partition, which of `members` are still due: not committed by this run's lineage,
+    and not committed settled by any lineage. It calls `produce_due(due)` with only those, so a member added to the
+    list is fetched alone over the committed range, and a member removed keeps its rows (nothing deletes them).
+    Each batch's `members` go into the ledger with its commit. A table with a `member_column` replaces just those
+    members' slice of the day; one without (member ids that are not a column, such as symbol|feed|adjustment) must
+    be written with write_mode="merge", since a batch holds only the due members' rows.
+    """
+
+    def __init__(
+        self,
+        members: Sequence[str],
+        produce_due: Callable[[Due], Iterable[PartitionBatch]],
+        summary: Callable[[], Mapping[str, Any]] | None = None,
+        children: Sequence[TableSpec] = (),
+    ) -> None:
+        self.members = tuple(members)
+        self.produce_due = produce_due
+        super().__init__(lambda keys: produce_due(dict.fromkeys(keys, self.members)), summary, children)
+
+    def with_children(self, children: Sequence[TableSpec]) -> Batches:
+        return MemberBatches(self.members, self.produce_due, self._summary, children)
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,19 @@ def delete_slice(spec: TableSpec) -> sql.Composed:
     return sql.SQL("DELETE FROM {} WHERE {}").format(spec.ident, slice_predicate(spec))
 
 
+def delete_members_slice(spec: TableSpec) -> sql.Composed:
+    """The slice of only the batch's members: other members' rows of the partition stay (a member added later)."""
+    return delete_slice(spec) + sql.SQL(" AND {} = ANY(%(members)s)").format(sql.Identifier(spec.member_column or ""))
+
+
+def outside_members(spec: TableSpec) -> sql.Composed:
+    """Staged rows of a member the batch does not declare (its delete would not cover them)."""
+    col = sql.Identifier(spec.member_column or "")
+    return sql.SQL("SELECT count(*), min({}) FROM {} WHERE {} IS NULL OR {} <> ALL(%(members)s)").format(
+        col, STAGING, col, col
+    )
+
+
 def delete_all(spec: TableSpec) -> sql.Composed:
     return sql.SQL("DELETE FROM {}").format(spec.ident)
 

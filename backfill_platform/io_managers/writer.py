@@ -45,6 +45,8 @@ class Target:
     lineage: str
     run_id: str
     defer_indexes: bool = False  # secondary indexes are built once after the whole run (see TableSpec)
+    members: tuple[str, ...] | None = None  # a table with a member_column: whose rows this batch replaces
+    unsettled: tuple[str, ...] = ()
 
     def where(self, message: str) -> str:
         part = "" if self.partition == ledger.UNPARTITIONED else f" partition {self.partition}"
@@ -179,6 +181,12 @@ def _check_staging(cur: psycopg.Cursor, spec: TableSpec, target: Target) -> None
     if dup:
         key = ", ".join(f"{k}={v!r}" for k, v in zip(spec.primary_key, dup[:-1], strict=True))
         raise WriteError(target.where(f"duplicate key ({key}) appears {dup[-1]} times in one batch; de-duplicate it"))
+    if spec.member_column:
+        if target.members is None:
+            raise WriteError(target.where(f"the batch names no members; {spec.qualified} is by {spec.member_column}"))
+        n, first = one_row(cur, q.outside_members(spec), {"members": list(target.members)})
+        if n:
+            raise WriteError(target.where(f"{n} rows belong to members the batch does not name (e.g. {first!r})"))
     if spec.partition_column and target.start is not None:
         n, lo, hi = one_row(cur, q.outside_window(spec), {"start": target.start, "end": target.end})
         if n:
@@ -223,7 +231,7 @@ def write_partition(
                 size = one_row(cur, "SELECT pg_total_relation_size('backfill_staging')")[0]
                 _check_staging(cur, spec, target)
                 if spec.write_mode == "replace":
-                    cur.execute(q.delete_slice(spec) if spec.partition_column else q.delete_all(spec), bounds)
+                    cur.execute(_delete(spec), {**bounds, "members": list(target.members or ())})
                     cur.execute(q.insert_from_staging(spec))
                 else:
                     cur.execute(q.merge_from_staging(spec))
@@ -240,6 +248,12 @@ def write_partition(
     except (errors.DataError, errors.IntegrityError) as exc:
         raise WriteError(current.where(_explain(exc))) from None
     return WriteStats(rows=rows, bytes=size, seconds=time.perf_counter() - started, children=child_stats)
+
+
+def _delete(spec: TableSpec) -> sql.Composed:
+    if spec.member_column and spec.partition_column:
+        return q.delete_members_slice(spec)
+    return q.delete_slice(spec) if spec.partition_column else q.delete_all(spec)
 
 
 def _ensure_tables(conn: psycopg.Connection, targets: Sequence[Target]) -> None:
@@ -281,6 +295,8 @@ def _record(cur: psycopg.Cursor, target: Target, rows: int, size: int, seconds: 
             "rows": rows,
             "bytes": size,
             "seconds": seconds,
+            "members": None if target.members is None else list(target.members),
+            "unsettled": list(target.unsettled),
         },
     )
 

@@ -74,13 +74,17 @@ class AlpacaApi(HttpApiResource):
 
 
 class StacksApi(HttpApiResource):
-    """Hiro Stacks API: an optional x-api-key raises the per-minute limit."""
+    """Hiro Stacks API: an optional x-api-key raises the per-minute limit from 50 (per IP) to 500 (per key)."""
 
     API: ClassVar[str] = "stacks"
     DEFAULT_BASE_URL: ClassVar[str] = "https://api.hiro.so"
-    DEFAULT_RATE: ClassVar[str] = "500/min"
+    DEFAULT_RATE: ClassVar[str] = "500/min"  # with an API key (docs.hiro.so rate-limits guide)
+    ANONYMOUS_RATE: ClassVar[str] = "50/min"  # without one, per client IP
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("api_key",)
     api_key: str = Field(default="", description="Optional BACKFILL_STACKS_API_KEY.")
 
     def auth_headers(self) -> dict[str, str]:
         return {"x-api-key": self.api_key} if self.api_key else {}
+
+    def default_rate(self) -> str:
+        return self.DEFAULT_RATE if self.api_key else self.ANONYMOUS_RATE

@@ -400,8 +400,12 @@ class HttpApiResource(dg.ConfigurableResource):
         """Read when the session starts, so the environment of the run (not of the import) decides."""
         return self.base_url or config.base_url(self.API, self.DEFAULT_BASE_URL)
 
+    def default_rate(self) -> str:
+        """The budget when neither `rate` nor BACKFILL_<API>_RATE is set (an API may tie it to its credentials)."""
+        return self.DEFAULT_RATE
+
     def windows(self) -> tuple[Window, ...]:
-        return parse_rate(self.rate or config.rate(self.API, self.DEFAULT_RATE), config.source_var(self.API, "rate"))
+        return parse_rate(self.rate or config.rate(self.API, self.default_rate()), config.source_var(self.API, "rate"))
 
     def session(self) -> ApiSession:
         """The live client, built once per resource instance (one per run worker process)."""

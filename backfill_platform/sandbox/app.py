@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from backfill_platform.sandbox.apis import alpaca, blaze, canton, racing, stacks
 from backfill_platform.sandbox.core import FaultPlan, Sandbox, SandboxConfig, json_response
-from backfill_platform.sandbox.env import base_urls, credentials
+from backfill_platform.sandbox.env import base_urls, credentials, source_settings
 
 API_MODULES = {"blaze": blaze, "canton": canton, "racing": racing, "alpaca": alpaca, "stacks": stacks}
 
@@ -83,7 +83,7 @@ def control_routes(sandbox: Sandbox) -> list[Route]:
     async def environment(request: Request) -> Response:
         """What a process sets to use this sandbox (BACKFILL_SANDBOX_URL reads it at definitions load)."""
         origin = str(request.base_url).rstrip("/")
-        return json_response({**base_urls(origin), **credentials(sandbox.config)})
+        return json_response({**base_urls(origin), **credentials(sandbox.config), **source_settings(sandbox.config)})
 
     return [
         Route("/_sandbox/stats", stats, methods=["GET"]),

@@ -23,3 +23,14 @@ def credentials(config: SandboxConfig) -> dict[str, str]:
         "BACKFILL_ALPACA_KEY_ID": config.alpaca_key_id,
         "BACKFILL_ALPACA_SECRET_KEY": config.alpaca_secret_key,
     }
+
+
+def source_settings(config: SandboxConfig) -> dict[str, str]:
+    """Settings a source needs beyond credentials, offered for a source that uses the sandbox and leaves them unset:
+    the Stacks wallets to track (the simulator's busy wallets) and its API key (the keyed limit)."""
+    from backfill_platform.sandbox.generators import stacks
+
+    return {
+        "BACKFILL_STACKS_WALLETS": ",".join(stacks.busy_wallets(config.seed)),
+        "BACKFILL_STACKS_API_KEY": config.stacks_api_key,
+    }

@@ -63,6 +63,8 @@ class SourceConfig:
 
 PartitionsFactory = Callable[[SourceConfig], dg.TimeWindowPartitionsDefinition]
 AssetsFactory = Callable[[SourceConfig, dg.TimeWindowPartitionsDefinition], Sequence[dg.AssetsDefinition]]
+# Checks on assets that exist only as configured (e.g. one asset per configured timeframe) are built from the config.
+ChecksFactory = Callable[[SourceConfig], Sequence[dg.AssetChecksDefinition]]
 
 
 @dataclass(frozen=True)
@@ -78,9 +80,12 @@ class Source:
     resource: Callable[[SourceConfig], dg.ConfigurableResource]
     partitions: PartitionsFactory
     assets: AssetsFactory
-    checks: Sequence[dg.AssetChecksDefinition]
+    checks: Sequence[dg.AssetChecksDefinition] | ChecksFactory
     automation: Automation
     options: tuple[Option, ...] = ()
+    # The Option listing the members of a table with a member_column (e.g. "WALLETS"): status counts a partition
+    # materialized only when each of them is committed and settled there.
+    members: str | None = None
 
     @property
     def tags(self) -> dict[str, str]:
@@ -119,12 +124,17 @@ class LoadedSource:
     def asset_keys(self) -> list[dg.AssetKey]:
         return [key for a in self.assets for key in a.keys]
 
+    @property
+    def checks(self) -> list[dg.AssetChecksDefinition]:
+        declared = self.source.checks
+        return list(declared(self.config) if callable(declared) else declared)
+
     def definitions(self) -> dg.Definitions:
         missing = [v for v in self.source.credentials if not os.environ.get(v)]
         resource = MissingCredentials(api=self.name, variables=", ".join(missing)) if missing else None
         return dg.Definitions(
             assets=list(self.assets),
-            asset_checks=list(self.source.checks),
+            asset_checks=self.checks,
             resources={self.name: resource or self.source.resource(self.config)},
         )
 

@@ -118,11 +118,14 @@ def test_ui_backfills_through_backfill_platform_dev_land_every_source(db_url: st
         assert _finish(graphql, backfill_id, proc) in ("COMPLETED", "COMPLETED_SUCCESS")
 
     finally:
+        signalled = time.monotonic()
         os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+        stopped_after = time.monotonic() - signalled
+    assert stopped_after < 10, f"backfill-platform dev took {stopped_after:.1f} s to stop after SIGTERM"
     blaze_days = [date(2024, 3, 1) + timedelta(days=n) for n in range(3)]
     expected = {t["id"] for d in blaze_days for t in truth.transactions_for_day(SandboxConfig().seed, d)}
     with psycopg.connect(db_url) as conn:

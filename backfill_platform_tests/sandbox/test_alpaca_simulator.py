@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import yaml
 
@@ -97,3 +97,25 @@ def test_bad_input_is_rejected_like_alpaca(sandbox) -> None:
     )
     assert get(o, BARS, params={**PARAMS, "limit": 10_001}, headers=ALPACA).status_code == 422
     assert get(o, BARS, params={**PARAMS, "start": "yesterday"}, headers=ALPACA).status_code == 400
+
+
+def test_feed_and_adjustment_are_validated(sandbox) -> None:
+    o = sandbox.origin
+    for name, good, bad in (("feed", "sip", "nasdaq"), ("adjustment", "split", "splits")):
+        assert get(o, BARS, params={**PARAMS, name: good}, headers=ALPACA).status_code == 200
+        r = get(o, BARS, params={**PARAMS, name: bad}, headers=ALPACA)
+        assert r.status_code == 400 and r.json()["message"] == f"invalid {name}: {bad!r}"
+
+
+def test_weekends_and_holidays_have_no_bars_and_evenings_cross_utc_midnight() -> None:
+    tf = data.parse_timeframe("1Min")
+    assert tf is not None
+    for closed in (date(2024, 3, 29), date(2024, 3, 30), date(2024, 12, 25)):  # Good Friday, a Saturday, Christmas
+        assert data.bars_for_day(CONFIG.seed, "AAPL", closed, tf) == []
+    bars = data.bars_for_day(CONFIG.seed, "AAPL", date(2024, 1, 8), tf)
+    times = [datetime.fromisoformat(b["t"]) for b in bars]
+    ny = [t.astimezone(data.NEW_YORK) for t in times]
+    assert min(ny).hour == 4 and max(ny).hour == 19  # pre-market from 04:00, after-hours until 20:00
+    assert any(t.date() == date(2024, 1, 9) for t in times)  # 19:00 EST is already tomorrow in UTC
+    assert {t.date() for t in ny} == {date(2024, 1, 8)}
+    assert times == sorted(times) and all(b["l"] <= min(b["o"], b["c"]) <= max(b["o"], b["c"]) <= b["h"] for b in bars)

@@ -22,6 +22,8 @@ from backfill_platform.sandbox.core import (
 from backfill_platform.sandbox.generators import alpaca as data
 
 MAX_LIMIT = 10_000
+FEEDS = ("iex", "sip", "otc", "boats", "overnight")
+ADJUSTMENTS = ("raw", "split", "dividend", "all")
 
 
 def error(status: int, code: int, message: str) -> Response:
@@ -93,6 +95,10 @@ async def bars(request: Request, sb: Sandbox) -> Response:
     timeframe = data.parse_timeframe(q.get("timeframe", ""))
     if timeframe is None:
         return error(400, 40010001, f"invalid timeframe: {q.get('timeframe', '')!r}")
+    if q.get("feed", "iex") not in FEEDS:
+        return error(400, 40010001, f"invalid feed: {q.get('feed')!r}")
+    if q.get("adjustment", "raw") not in ADJUSTMENTS:
+        return error(400, 40010001, f"invalid adjustment: {q.get('adjustment')!r}")
     now = datetime.now(UTC)
     start = _time(q.get("start"), "start", now.replace(hour=0, minute=0, second=0, microsecond=0))
     if isinstance(start, Response):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from datetime import UTC, datetime
 
 import orjson
 from starlette.requests import Request
@@ -12,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from backfill_platform.sandbox.core import FixedWindow, Sandbox, api_endpoint, json_response
+from backfill_platform.sandbox.generators import hex_id
 from backfill_platform.sandbox.generators import stacks as data
 
 MAX_LIMIT = 50
@@ -86,7 +88,8 @@ def _keys(request: Request, sb: Sandbox, paging_deeper: bool) -> tuple[str, list
 
 
 def _tx(sb: Sandbox, principal: str, key) -> dict:
-    return data.transaction(sb.config.seed, principal, key, data.wallets(sb.config.seed, sb.config.stacks_wallets))
+    others = data.wallets(sb.config.seed, sb.config.stacks_wallets)
+    return data.transaction(sb.config.seed, principal, key, others, sb.revisions["stacks"])
 
 
 def _flows(principal: str, tx: dict) -> tuple[int, int]:
@@ -212,7 +215,7 @@ async def v3_transactions(request: Request, sb: Sandbox) -> Response:
     raw_cursor = q.get("cursor")
     if raw_cursor is not None and not CURSOR.match(raw_cursor):
         return invalid('querystring/cursor must match pattern "^[0-9]+:[0-9]+:[0-9]+$"')
-    found = _keys(request, sb, False)
+    found = _keys(request, sb, raw_cursor is not None)
     if isinstance(found, Response):
         return found
     principal, keys = found
@@ -246,6 +249,46 @@ async def v3_transactions(request: Request, sb: Sandbox) -> Response:
     )
 
 
+async def block_by_time(request: Request, sb: Sandbox) -> Response:
+    """/extended/v2/blocks/by-block-time/{timestamp}: the newest block mined at or before the timestamp."""
+    try:
+        moment = int(request.path_params["timestamp"])
+    except ValueError:
+        return invalid("params/timestamp must be integer")
+    if moment < 0:
+        return invalid("params/timestamp must be >= 0")
+    head = data.head_height(max(sb.arrivals.values(), default=0))
+    height = min(head, data.height_at(datetime.fromtimestamp(moment, UTC)))
+    if height < 0:
+        return json_response({"error": "cannot find block by timestamp", "message": str(moment)}, 404)
+    bt = data.block_time(height)
+    iso = bt.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    block_hash = "0x" + hex_id(32, "block", height)
+    body = {
+        "canonical": True,
+        "height": height,
+        "hash": block_hash,
+        "block_time": int(bt.timestamp()),
+        "block_time_iso": iso,
+        "tenure_height": height,
+        "index_block_hash": block_hash,
+        "parent_block_hash": "0x" + hex_id(32, "block", height - 1),
+        "parent_index_block_hash": "0x" + hex_id(32, "block", height - 1),
+        "burn_block_time": int(bt.timestamp()),
+        "burn_block_time_iso": iso,
+        "burn_block_hash": "0x" + hex_id(32, "burn", height),
+        "burn_block_height": 666_050 + height // 3,
+        "miner_txid": "0x" + hex_id(32, "miner", height),
+        "tx_count": 1,
+        "execution_cost_read_count": 0,
+        "execution_cost_read_length": 0,
+        "execution_cost_runtime": 0,
+        "execution_cost_write_count": 0,
+        "execution_cost_write_length": 0,
+    }
+    return json_response(body, headers=_headers(request, False))
+
+
 def routes(sandbox: Sandbox) -> list[Route]:
     guard = Guard(sandbox)
 
@@ -260,4 +303,5 @@ def routes(sandbox: Sandbox) -> list[Route]:
         route("/v1/address/{principal}/transactions", "v1/address/transactions", v1_transactions),
         route("/v2/addresses/{principal}/transactions", "v2/addresses/transactions", v2_transactions),
         route("/v3/principals/{principal}/transactions", "v3/principals/transactions", v3_transactions),
+        route("/v2/blocks/by-block-time/{timestamp}", "v2/blocks/by-block-time", block_by_time),
     ]

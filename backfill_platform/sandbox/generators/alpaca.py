@@ -1,4 +1,5 @@
-"""Alpaca stock bars: minute bars in regular market hours, aggregated to any coarser timeframe."""
+"""Alpaca stock bars: minute bars of the regular session plus sparse pre-market (04:00) and after-hours (to 20:00
+New York) trading, aggregated to any coarser timeframe; weekends and NYSE holidays have none."""
 
 from __future__ import annotations
 
@@ -95,13 +96,61 @@ def universe(count: int = len(TICKERS)) -> tuple[str, ...]:
     return (TICKERS + synthetic)[:count] if count >= 0 else TICKERS
 
 
+# NYSE full-day closures the sandbox knows (2024–2025): no bars at all on these days.
+HOLIDAYS = frozenset(
+    date.fromisoformat(d)
+    for d in (
+        "2024-01-01",
+        "2024-01-15",
+        "2024-02-19",
+        "2024-03-29",
+        "2024-05-27",
+        "2024-06-19",
+        "2024-07-04",
+        "2024-09-02",
+        "2024-11-28",
+        "2024-12-25",
+        "2025-01-01",
+        "2025-01-09",
+        "2025-01-20",
+        "2025-02-17",
+        "2025-04-18",
+        "2025-05-26",
+        "2025-06-19",
+        "2025-07-04",
+        "2025-09-01",
+        "2025-11-27",
+        "2025-12-25",
+    )
+)
+PRE_MARKET, AFTER_HOURS = 330, 240  # minutes before 09:30 and after 16:00 with (sparse) extended-hours trading
+EXTENDED_SHARE = 0.08  # of extended-hours minutes that have a bar
+
+
 def is_trading_day(day: date) -> bool:
-    return day.weekday() < 5
+    return day.weekday() < 5 and day not in HOLIDAYS
+
+
+def _extended(seed: int, symbol: str, day: date, session: np.ndarray) -> np.ndarray:
+    """Sparse extended-hours rows (minute < 0 before the open, >= 390 after the close) near the session's prices."""
+    rng = np.random.default_rng(int.from_bytes(rng_for(seed, "alpaca-ext", symbol, day).randbytes(8), "little"))
+    minutes = np.concatenate([np.arange(-PRE_MARKET, 0), np.arange(390, 390 + AFTER_HOURS)])
+    minutes = minutes[rng.random(len(minutes)) < EXTENDED_SHARE]
+    anchor = np.where(minutes < 0, session[0, 1], session[-1, 4])
+    opens = anchor * np.exp(rng.normal(0, 0.001, len(minutes)))
+    closes = opens * np.exp(rng.normal(0, 0.0006, len(minutes)))
+    highs = np.maximum(opens, closes) * (1 + np.abs(rng.normal(0, 0.0004, len(minutes))))
+    lows = np.minimum(opens, closes) * (1 - np.abs(rng.normal(0, 0.0004, len(minutes))))
+    volume = rng.integers(1, 2_000, len(minutes))
+    trades = np.maximum(1, volume // rng.integers(20, 200, len(minutes)))
+    vwap = (highs + lows + closes) / 3
+    return np.round(np.column_stack([minutes, opens, highs, lows, closes, volume, trades, vwap]), 4)
 
 
 @lru_cache(maxsize=4096)
 def minute_bars(seed: int, symbol: str, day: date) -> np.ndarray:
-    """(minute_of_session, o, h, l, c, v, n, vw) rows for 09:30–16:00 New York; some quiet minutes have no bar."""
+    """(minute_of_session, o, h, l, c, v, n, vw) rows for 09:30–16:00 New York; some quiet minutes have no bar.
+    Daily bars aggregate these (the regular session); intraday bars also hold the extended hours (day_minutes)."""
     if not is_trading_day(day):
         return np.zeros((0, 8))
     rng = np.random.default_rng(int.from_bytes(rng_for(seed, "alpaca", symbol, day).randbytes(8), "little"))
@@ -116,6 +165,16 @@ def minute_bars(seed: int, symbol: str, day: date) -> np.ndarray:
     keep = rng.random(390) > 0.05
     rows = np.column_stack([np.arange(390), opens, highs, lows, closes, volume, trades, vwap])[keep]
     return np.round(rows, 4)
+
+
+@lru_cache(maxsize=4096)
+def day_minutes(seed: int, symbol: str, day: date) -> np.ndarray:
+    """Every minute row of the day, pre-market, session and after-hours, ascending."""
+    session = minute_bars(seed, symbol, day)
+    if len(session) == 0:
+        return session
+    rows = np.vstack([session, _extended(seed, symbol, day, session)])
+    return rows[np.argsort(rows[:, 0], kind="stable")]
 
 
 def _session_open_utc(day: date) -> datetime:
@@ -142,19 +201,20 @@ def _bar(t: datetime, rows: np.ndarray) -> dict:
 
 def bars_for_day(seed: int, symbol: str, day: date, timeframe: Timeframe) -> list[dict]:
     """Bars of one symbol on one trading day (Min/Hour/Day), ascending by time."""
-    rows = minute_bars(seed, symbol, day)
+    if timeframe.unit == "Day":
+        session = minute_bars(seed, symbol, day)
+        return [_bar(_ny_midnight_utc(day), session)] if len(session) else []
+    rows = day_minutes(seed, symbol, day)
     if len(rows) == 0:
         return []
-    if timeframe.unit == "Day":
-        return [_bar(_ny_midnight_utc(day), rows)]
     open_utc = _session_open_utc(day)
     minutes = rows[:, 0].astype(int)
     if timeframe.unit == "Min":
         bucket = (minutes // timeframe.amount) * timeframe.amount
         starts = [open_utc + timedelta(minutes=int(b)) for b in np.unique(bucket)]
-    else:  # hour bars align to the clock hour in New York (the 09:00 bar holds 09:30–10:00)
-        clock = (minutes + 30) // (60 * timeframe.amount) * (60 * timeframe.amount) - 30
-        bucket = clock
+    else:  # hour bars align to New York clock hours from midnight (the 09:00 bar holds 09:30–10:00)
+        width = 60 * timeframe.amount
+        bucket = (minutes + 570) // width * width - 570
         starts = [open_utc + timedelta(minutes=int(b)) for b in np.unique(bucket)]
     return [_bar(t, rows[bucket == b]) for t, b in zip(starts, np.unique(bucket), strict=True)]
 

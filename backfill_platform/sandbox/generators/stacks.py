@@ -13,13 +13,22 @@ BLOCK_SECONDS = 600  # one anchored block every ten minutes in the simulation
 TX_TYPES = ("token_transfer",) * 6 + ("contract_call",) * 3 + ("smart_contract",)
 
 
-def wallet_address(seed: int, n: int) -> str:
+def wallet_address(seed: int, n: int | str) -> str:
     digest = hex_id(38, seed, "wallet", n)
     return "SP" + "".join(C32[int(digest[i : i + 2], 16) % 32] for i in range(0, 76, 2))
 
 
 def wallets(seed: int, count: int = 20) -> tuple[str, ...]:
     return tuple(wallet_address(seed, n) for n in range(count))
+
+
+# Busy wallets (an exchange's, a market maker's): `30 + 20 n` transactions a day over the half year to the top, so
+# a week of one is several pages and a run over months is a long walk.
+BUSY_SINCE = datetime(2026, 5, 1, tzinfo=UTC)
+
+
+def busy_wallets(seed: int, count: int = 3) -> tuple[str, ...]:
+    return tuple(wallet_address(seed, f"busy-{n}") for n in range(count))
 
 
 def block_time(height: int) -> datetime:
@@ -34,14 +43,32 @@ def height_at(moment: datetime) -> int:
 def _history(seed: int, address: str, scale: float) -> tuple[tuple[int, int, int], ...]:
     """(block_height, microblock_sequence, tx_index) of the wallet's settled transactions, newest first."""
     rng = rng_for(seed, "stacks", address)
-    count = int(min(20_000, 30 * scale * rng.paretovariate(1.2)))
     top = height_at(datetime(2026, 11, 1, tzinfo=UTC))
+    busy = busy_wallets(seed)
+    if address in busy:
+        first = height_at(BUSY_SINCE)
+        count = int((30 + 20 * busy.index(address)) * scale * (top - first) * BLOCK_SECONDS / 86_400)
+        return tuple(
+            sorted({(rng.randrange(first, top), 2147483647, rng.randrange(0, 300)) for _ in range(count)}, reverse=True)
+        )
+    count = int(min(20_000, 30 * scale * rng.paretovariate(1.2)))
     first = rng.randrange(0, top // 2)
     keys = {(rng.randrange(first, top), 2147483647, rng.randrange(0, 300)) for _ in range(count)}
     return tuple(sorted(keys, reverse=True))
 
 
-def transaction(seed: int, address: str, key: tuple[int, int, int], other_wallets: tuple[str, ...]) -> dict:
+# Revision 1 of the data lists about one transaction in PENDING_SHARE as not yet final; revision 2 settles them.
+PENDING_SHARE = 0.1
+
+
+def pending(seed: int, address: str, key: tuple[int, int, int], revision: int) -> bool:
+    """Whether this transaction is listed with a non-final status at this revision of the data."""
+    return revision == 1 and rng_for(seed, "stacks-pending", address, key[0], key[2]).random() < PENDING_SHARE
+
+
+def transaction(
+    seed: int, address: str, key: tuple[int, int, int], other_wallets: tuple[str, ...], revision: int = 0
+) -> dict:
     height, micro, index = key
     rng = rng_for(seed, "stacks-tx", address, height, index)
     tx_type = rng.choice(TX_TYPES)
@@ -85,6 +112,8 @@ def transaction(seed: int, address: str, key: tuple[int, int, int], other_wallet
         "vm_error": None,
         "tx_type": tx_type,
     }
+    if pending(seed, address, key, revision):
+        tx["tx_status"] = "pending"
     if tx_type == "token_transfer":
         tx["token_transfer"] = {
             "recipient_address": recipient,
@@ -105,6 +134,11 @@ def transaction(seed: int, address: str, key: tuple[int, int, int], other_wallet
             "source_code": "(define-read-only (hello) (ok u1))",
         }
     return tx
+
+
+def head_height(arrivals: int = 0) -> int:
+    """The chain tip: the newest settled block plus the blocks that arrived since."""
+    return height_at(datetime(2026, 11, 1, tzinfo=UTC)) + arrivals
 
 
 def history(seed: int, address: str, scale: float = 1.0, arrivals: int = 0) -> list[tuple[int, int, int]]:
