@@ -55,7 +55,7 @@ def window_keys(lane: Lane, gaps: GapSettings, now: datetime, time_of_day: time)
 def failed_by_checks(instance: dg.DagsterInstance, lane: Lane) -> dict[str, float]:
     """Partitions named by each check's latest failed evaluation, with when it failed."""
     out: dict[str, float] = {}
-    for checks in lane.source.source.checks:
+    for checks in lane.source.checks:
         for key in checks.check_keys:
             if key.asset_key not in lane.asset_keys:
                 continue

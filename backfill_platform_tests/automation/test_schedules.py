@@ -15,7 +15,7 @@ from backfill_platform.automation.jobs import AUTOMATION_TAG, lanes
 from backfill_platform.automation.windows import expected_latest, schedule_range
 from backfill_platform.errors import ConfigurationError
 from backfill_platform.settings import API_TAG, RANGE_END_TAG, RANGE_START_TAG
-from backfill_platform.sources import blaze, canton, load, named
+from backfill_platform.sources import SOURCES, blaze, load, named
 from backfill_platform.sources.contract import Automation, LoadedSource
 
 LA = ZoneInfo("America/Los_Angeles")
@@ -140,16 +140,15 @@ def test_days_ahead_go_as_far_as_the_partitions_exist() -> None:
 
 
 def test_every_registered_source_gets_a_schedule_sensor_and_freshness_check() -> None:
-    defs = automation.definitions(load({}))
+    loaded = load({})
+    defs = automation.definitions(loaded)
     names = {s.name for s in defs.sensors or []}
-    for source in (blaze.SOURCE, canton.SOURCE):
+    fresh = {key for c in defs.asset_checks or [] for key in c.check_keys if key.name == "fresh"}  # type: ignore[union-attr]
+    for source in SOURCES:
         assert f"{source.name}_daily" in {s.name for s in defs.schedules or []}
         assert {f"{source.name}_gaps", f"{source.name}_freshness"} <= names
-    fresh = [key for c in defs.asset_checks or [] for key in c.check_keys]  # type: ignore[union-attr]
-    assert {k.asset_key.to_user_string() for k in fresh if k.name == "fresh"} == {
-        "blaze/transactions",
-        "canton/updates",
-    }
+    assert {k.asset_key for k in fresh} == {lane.asset_keys[0] for s in loaded for lane in lanes(s)}
+    assert dg.AssetKey(["blaze", "transactions"]) in {k.asset_key for k in fresh}  # the parent table
 
 
 def test_a_source_declared_with_new_automation_fields_needs_no_code_here() -> None:
