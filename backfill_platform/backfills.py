@@ -188,7 +188,7 @@ class Progress:
         )
 
 
-def _range_keys(run: dg.DagsterRun, partitions: dg.TimeWindowPartitionsDefinition) -> list[str]:
+def range_keys(run: dg.DagsterRun, partitions: dg.TimeWindowPartitionsDefinition) -> list[str]:
     start, end = run.tags.get(settings.RANGE_START_TAG), run.tags.get(settings.RANGE_END_TAG)
     if start and end:
         return list(partitions.get_partition_keys_in_range(dg.PartitionKeyRange(start, end)))
@@ -227,7 +227,7 @@ def progress(
     flying: set[str] = set()
     failed_keys: set[str] = set()
     for run in runs:
-        covered = _range_keys(run, partitions)
+        covered = range_keys(run, partitions)
         if run.status in IN_FLIGHT:
             flying.update(covered)
         elif run.status == DagsterRunStatus.FAILURE:

@@ -213,6 +213,7 @@ def _run_bench_alpaca(args: argparse.Namespace) -> int:
     from backfill_platform.database import database_url
 
     print(_benchmarks("alpaca").run(database_url(), args.symbols, args.days).report())
+    return 0
 
 
 def _run_bench_stacks(args: argparse.Namespace) -> int:

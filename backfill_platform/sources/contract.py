@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, NoReturn
 
 import dagster as dg
@@ -26,14 +26,26 @@ class Option:
     expect: str  # completes "BACKFILL_X_NAME='…' is not …", e.g. "a time zone; write e.g. America/New_York"
 
 
+def every_day(day: date) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class Automation:
     """What a daily schedule of this source re-runs: the trailing days whose data may still change, when the day's
-    data is final (HH:MM in the source's time zone), and any days ahead the API already publishes."""
+    data is final (HH:MM in the source's time zone), and any days ahead the API already publishes.
+
+    `final_after`: how long after a partition ends its data is complete (negative: before its end, e.g. a market
+    day's bars after the close; the partitions then need an `end_offset` so that day's key exists). `rows_expected`:
+    whether a day should have rows at all (not weekends or holidays for a market); a committed day with zero rows
+    where rows are expected is refetched once by the gap sensor, and the schedule skips a tick whose latest day
+    expects none (the next tick's run covers it)."""
 
     window_days: int
     time_of_day: str
     days_ahead: int = 0
+    final_after: timedelta = timedelta(0)
+    rows_expected: Callable[[date], bool] = every_day
 
 
 @dataclass(frozen=True)

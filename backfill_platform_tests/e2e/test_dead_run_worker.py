@@ -20,17 +20,8 @@ from dagster._core.storage.tags import BACKFILL_ID_TAG
 
 from backfill_platform.backfills import daemon, submit
 from backfill_platform.sandbox.core import SandboxConfig
-from backfill_platform.sandbox.env import credentials
 from backfill_platform.sandbox.generators import blaze as truth
-from backfill_platform_tests.conftest import REPO_ROOT
-from backfill_platform_tests.sources.helpers import committed, drop_schemas
-
-
-def _until(predicate, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
+from backfill_platform_tests.sources.helpers import committed, daemon_environment, drop_schemas, until
 
 
 def _worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
@@ -45,17 +36,8 @@ def _worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
 @pytest.mark.slow
 def test_sigkilled_run_worker_is_failed_freed_retried_and_resumed(sandbox, db_url: str, tmp_path: Path) -> None:
     drop_schemas(db_url, "blaze")
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").symlink_to(REPO_ROOT / "dagster.yaml")
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "BACKFILL_DATABASE_URL": db_url,
-        "BACKFILL_HOME": str(tmp_path / "bf"),
-        **sandbox.base_urls(),
-        **credentials(SandboxConfig()),
-    }
+    env = daemon_environment(tmp_path, db_url, sandbox)
+    home = env["DAGSTER_HOME"]
     first, last = date(2024, 6, 1), date(2024, 6, 10)
     days = [first + timedelta(days=n) for n in range(10)]
     per_day = [len(truth.transactions_for_day(SandboxConfig().seed, d)) for d in days]
@@ -73,7 +55,7 @@ def test_sigkilled_run_worker_is_failed_freed_retried_and_resumed(sandbox, db_ur
                 instance, defs.resolve_asset_graph(), keys, first.isoformat(), last.isoformat(), {}, "kill test"
             )
             runs = lambda: instance.get_runs(RunsFilter(tags={BACKFILL_ID_TAG: backfill_id}))  # noqa: E731
-            _until(lambda: committed(db_url, "blaze/transactions") >= 7, 180, "the first window to commit")
+            until(lambda: committed(db_url, "blaze/transactions") >= 7, 180, "the first window to commit")
             victim = runs()[0]
             pid = _worker_pid(instance, victim.run_id)
             assert pid is not None, [
@@ -85,19 +67,19 @@ def test_sigkilled_run_worker_is_failed_freed_retried_and_resumed(sandbox, db_ur
             for proc in [*worker.children(recursive=True), worker]:
                 proc.send_signal(signal.SIGKILL)
             killed_at = time.monotonic()
-            _until(
+            until(
                 lambda: instance.get_run_by_id(victim.run_id).status == DagsterRunStatus.FAILURE,  # type: ignore[union-attr]
                 120,
                 "the dead run to be marked failed",
             )
             failed_after = time.monotonic() - killed_at
-            _until(
+            until(
                 lambda: victim.run_id not in instance.event_log_storage.get_concurrency_info("blaze").active_run_ids,
                 120,
                 "the dead run's pool slot to be freed",
             )
             freed_after = time.monotonic() - killed_at
-            _until(lambda: any(r.status == DagsterRunStatus.SUCCESS for r in runs()), 240, "the retry to succeed")
+            until(lambda: any(r.status == DagsterRunStatus.SUCCESS for r in runs()), 240, "the retry to succeed")
             statuses = sorted(r.status.value for r in runs())
     finally:
         for key, value in saved.items():

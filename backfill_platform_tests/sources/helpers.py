@@ -6,12 +6,16 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import psycopg
 
 from backfill_platform.io_managers import writer
+from backfill_platform.sandbox.core import SandboxConfig
+from backfill_platform.sandbox.env import credentials
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,3 +65,27 @@ def partition_metadata(result: dg.ExecuteInProcessResult, asset_key: dg.AssetKey
         if m.asset_key == asset_key and m.partition is not None and "rows" in m.metadata:
             out.setdefault(m.partition, {k: v.value for k, v in m.metadata.items()})
     return out
+
+
+def until(predicate: Callable[[], object], seconds: float, what: str) -> None:
+    """Wait for `predicate()` to hold, checking twice a second; fail naming `what` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def daemon_environment(tmp_path: Path, db_url: str, sandbox: Any) -> dict[str, str]:
+    """A fresh DAGSTER_HOME (the project's dagster.yaml) on `db_url`, with the sandbox's URLs and keys: the
+    environment of a daemon and the run workers it launches."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").symlink_to(REPO_ROOT / "dagster.yaml")
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "BACKFILL_DATABASE_URL": db_url,
+        "BACKFILL_HOME": str(tmp_path / "bf"),
+        **sandbox.base_urls(),
+        **credentials(SandboxConfig()),
+    }

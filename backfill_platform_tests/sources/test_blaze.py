@@ -78,10 +78,14 @@ def test_ten_day_range_lands_ground_truth_with_the_fewest_calls(sandbox, clean) 
     assert all(got[i][0] == truth_rows[i]["status"] for i in got)
     assert item_count(clean) == sum(len(t["cart"]["items"]) for t in truth_rows.values())
     # 10 days = a 7-day and a 3-day window; pages of 100; no call after the last page.
+    # The totals check compares the totals the fetch saw: no call of its own.
     assert sandbox.stats()["routes"]["blaze transactions"]["requests"] == calls_for(
         [(FIRST, FIRST + timedelta(days=6)), (FIRST + timedelta(days=7), LAST)]
-    ) + len(days())  # + check totals
-    assert all(c.passed for c in result.get_asset_check_evaluations())
+    )
+    evaluations = result.get_asset_check_evaluations()
+    assert all(c.passed for c in evaluations)
+    totals = next(c for c in evaluations if c.check_name == "transactions_match_api_totals")
+    assert totals.metadata["windows_checked"].value == 2 and totals.metadata["days_checked"].value == 10
     # Each partition's page shows that partition: its own rows and its share of the window's calls.
     per_day = partition_metadata(result, TRANSACTIONS.key)
     per_day_items = partition_metadata(result, TRANSACTION_ITEMS.key)

@@ -1,11 +1,17 @@
 """Alpaca Market Data: OHLCV stock bars of a configured universe, one asset per timeframe, by New York date."""
 
+from datetime import date
+
 import dagster as dg
 
 from backfill_platform import config
 from backfill_platform.resources.apis import AlpacaApi
 from backfill_platform.sources.alpaca import assets, checks, partitions, settings, symbols, tables
 from backfill_platform.sources.contract import Automation, Option, Source, SourceConfig
+
+
+def weekday(day: date) -> bool:
+    return day.weekday() < 5
 
 
 def resource(cfg: SourceConfig) -> AlpacaApi:
@@ -23,7 +29,10 @@ SOURCE = Source(
     partitions=partitions.daily,
     assets=assets.build,
     checks=checks.build,
-    automation=Automation(window_days=settings.SCHEDULE_WINDOW_DAYS, time_of_day=settings.SCHEDULE_TIME),
+    # Weekends have no bars: a zero-row weekend is not suspect (a market holiday, unknown here, is refetched once).
+    automation=Automation(
+        window_days=settings.SCHEDULE_WINDOW_DAYS, time_of_day=settings.SCHEDULE_TIME, rows_expected=weekday
+    ),
     options=(
         Option(
             "TIMEFRAMES",

@@ -127,7 +127,7 @@ class BarsFetch:
                 day.isoformat(),
                 day_rows,
                 columns=BarRow._fields,
-                members=[member(s, self.feed, self.adjustment) for s in symbols] if settled else None,
+                members=tuple(member(s, self.feed, self.adjustment) for s in symbols) if settled else None,
                 metadata={
                     "api_calls": day_calls,
                     "symbols_requested": len(symbols),

@@ -87,6 +87,7 @@ def fetch_transactions(context: dg.AssetExecutionContext, blaze: BlazeApi, shop_
             before = session.metrics.snapshot()
             by_day: dict[date, list[TransactionRow]] = {day: [] for day in window}
             stray = 0
+            client.last_total = None
             for page in client.transactions(window[0], window[-1]):
                 for tx in page:
                     if tx["id"] in seen:
@@ -111,6 +112,7 @@ def fetch_transactions(context: dg.AssetExecutionContext, blaze: BlazeApi, shop_
                         "api_calls": day_calls,
                         "window": f"{window[0]}..{window[-1]}",
                         "window_api_calls": int(cost["calls"]),
+                        "window_api_total": client.last_total or 0,
                         "window_429s": int(cost["http_429"]),
                         "window_budget_wait_s": cost["budget_wait_s"],
                     },

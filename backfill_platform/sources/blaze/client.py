@@ -17,6 +17,7 @@ def _mdy(day: date) -> str:
 class BlazeClient:
     def __init__(self, session: ApiSession, end_inclusive: bool = True) -> None:
         self.session, self.end_inclusive = session, end_inclusive
+        self.last_total: int | None = None  # `total` of the latest page: the fetch records it, the check compares
 
     def _page(self, first: date, last: date, skip: int, limit: int) -> dict:
         end = last if self.end_inclusive else last + timedelta(days=1)
@@ -30,6 +31,7 @@ class BlazeClient:
             or not isinstance(page.get("total"), int)
         ):
             raise ApiError("blaze", settings.TRANSACTIONS_ROUTE, "malformed page: expected {values: [...], total: n}")
+        self.last_total = page["total"]
         for tx in page["values"]:
             if not isinstance(tx, dict) or not isinstance(tx.get("id"), str) or "processedTime" not in tx:
                 raise ApiError(
@@ -44,10 +46,6 @@ class BlazeClient:
         yield from skip_limit_pages(
             lambda skip, limit: self._page(first, last, skip, limit), settings.PAGE_SIZE, "values", lambda t: t["id"]
         )
-
-    def total(self, first: date, last: date) -> int:
-        """How many transactions the API holds for these days (one call, one row)."""
-        return int(self._page(first, last, 0, 1)["total"])
 
 
 def windows(days: list[date], max_days: int = settings.MAX_WINDOW_DAYS) -> Iterator[list[date]]:

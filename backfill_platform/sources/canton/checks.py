@@ -1,51 +1,94 @@
-"""Scan asset checks: unique ids, no orphan events, no NULL migration ids, per-migration ranges and counts."""
+"""Scan asset checks on the run's UTC days only: unique ids, no NULL migration ids, no orphan events, and per
+migration the record-time range and count of those days (so a daily run never scans the whole history)."""
+
+from datetime import UTC, date, datetime, time, timedelta
 
 import dagster as dg
 import psycopg
 from psycopg import sql
 
+from backfill_platform.automation.scope import result, run_days
 from backfill_platform.database import database_url, fetch_one
 from backfill_platform.sources.canton.tables import EVENTS, UPDATES
 
-
-@dg.asset_check(asset=UPDATES.key, description="No update id appears twice and no migration id is NULL.")
-def updates_unique_and_migrated() -> dg.AssetCheckResult:
-    total, distinct, null_migrations = fetch_one(
-        sql.SQL(
-            "SELECT count(*), count(DISTINCT update_id), count(*) FILTER (WHERE migration_id IS NULL) FROM {}"
-        ).format(UPDATES.ident)
-    )
-    return dg.AssetCheckResult(
-        passed=total == distinct and null_migrations == 0,
-        metadata={"updates": total, "duplicates": total - distinct, "null_migration_ids": null_migrations},
-    )
+DAY = sql.SQL("(record_time AT TIME ZONE 'UTC')::date")
 
 
-@dg.asset_check(asset=EVENTS.key, description="No event id twice; every event's update exists (no orphans).")
-def events_unique_and_anchored() -> dg.AssetCheckResult:
-    total, distinct = fetch_one(sql.SQL("SELECT count(*), count(DISTINCT event_id) FROM {}").format(EVENTS.ident))
-    (orphans,) = fetch_one(
-        sql.SQL(
-            "SELECT count(*) FROM {e} e WHERE NOT EXISTS (SELECT 1 FROM {u} u WHERE u.update_id = e.update_id)"
-        ).format(e=EVENTS.ident, u=UPDATES.ident)
-    )
-    return dg.AssetCheckResult(
-        passed=total == distinct and orphans == 0,
-        metadata={"events": total, "duplicates": total - distinct, "orphan_events": orphans},
-    )
+def bounds(context: dg.AssetCheckExecutionContext) -> tuple[list[date], dict[str, datetime]]:
+    """The run's days and their record-time bounds [first 00:00 UTC, last + 1 00:00 UTC)."""
+
+    def latest() -> date | None:
+        (at,) = fetch_one(sql.SQL("SELECT max(record_time) FROM {}").format(UPDATES.ident))
+        return at.astimezone(UTC).date() if at is not None else None
+
+    days = run_days(context, latest)
+    if not days:
+        return [], {"start": datetime.min.replace(tzinfo=UTC), "end": datetime.min.replace(tzinfo=UTC)}
+    start = datetime.combine(days[0], time(), UTC)
+    return days, {"start": start, "end": datetime.combine(days[-1], time(), UTC) + timedelta(days=1)}
 
 
-@dg.asset_check(asset=UPDATES.key, description="Per migration: record-time range and count (overlaps are expected).")
-def updates_per_migration() -> dg.AssetCheckResult:
+def query(statement: sql.Composed, params: dict[str, datetime]) -> list[tuple]:
     with psycopg.connect(database_url()) as conn:
-        rows = conn.execute(
-            sql.SQL(
-                "SELECT migration_id, count(*), min(record_time), max(record_time) FROM {} GROUP BY 1 ORDER BY 1"
-            ).format(UPDATES.ident)
-        ).fetchall()
+        return conn.execute(statement, params).fetchall()
+
+
+WINDOW = sql.SQL("record_time >= %(start)s AND record_time < %(end)s")
+
+
+@dg.asset_check(asset=UPDATES.key, description="No update id twice and no NULL migration id (in the run's days).")
+def updates_unique_and_migrated(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    days, params = bounds(context)
+    rows = query(
+        sql.SQL(
+            "SELECT {day}, count(*), count(DISTINCT update_id), count(*) FILTER (WHERE migration_id IS NULL) "
+            "FROM {t} WHERE {w} GROUP BY 1"
+        ).format(day=DAY, t=UPDATES.ident, w=WINDOW),
+        params,
+    )
+    bad = {
+        d.isoformat(): f"{n - distinct} duplicates, {nulls} NULL migration ids"
+        for d, n, distinct, nulls in rows
+        if n != distinct or nulls
+    }
+    return result(days, bad, updates=sum(r[1] for r in rows))
+
+
+@dg.asset_check(asset=EVENTS.key, description="No event id twice; every event's update exists (in the run's days).")
+def events_unique_and_anchored(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    days, params = bounds(context)
+    rows = query(
+        sql.SQL(
+            "SELECT {day}, count(*), count(DISTINCT event_id), "
+            "count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM {u} u WHERE u.update_id = e.update_id)) "
+            "FROM {e} e WHERE {w} GROUP BY 1"
+        ).format(day=DAY, u=UPDATES.ident, e=EVENTS.ident, w=WINDOW),
+        params,
+    )
+    bad = {
+        d.isoformat(): f"{n - distinct} duplicates, {orphans} orphan events"
+        for d, n, distinct, orphans in rows
+        if n != distinct or orphans
+    }
+    return result(days, bad, events=sum(r[1] for r in rows), orphan_events=sum(r[3] for r in rows))
+
+
+@dg.asset_check(
+    asset=UPDATES.key, description="Per migration, in the run's days: record-time range and count (overlaps expected)."
+)
+def updates_per_migration(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    days, params = bounds(context)
+    rows = query(
+        sql.SQL(
+            "SELECT migration_id, count(*), min(record_time), max(record_time) FROM {t} WHERE {w} GROUP BY 1 ORDER BY 1"
+        ).format(t=UPDATES.ident, w=WINDOW),
+        params,
+    )
     summary = {str(m): {"updates": n, "first": str(lo), "last": str(hi)} for m, n, lo, hi in rows}
+    bad = {str(m): "empty or inverted range" for m, n, lo, hi in rows if not (n > 0 and lo <= hi)}
     return dg.AssetCheckResult(
-        passed=all(n > 0 and lo <= hi for _, n, lo, hi in rows), metadata={"migrations": dg.MetadataValue.json(summary)}
+        passed=not bad,
+        metadata={"days_checked": len(days), "migrations": dg.MetadataValue.json(summary)},
     )
 
 
