@@ -154,7 +154,8 @@ class Progress:
     runs: int = 0
     failure: str | None = None
     per_asset: dict[str, dict[str, dict]] = field(default_factory=dict)
-    checks: list[tuple[str, bool]] = field(default_factory=list)
+    # per "asset check" label: passed, warning (a failed WARN check) or FAILED, the worst of its evaluations
+    checks: dict[str, str] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
@@ -173,8 +174,8 @@ class Progress:
             calls = [int(p["api_calls"]) for p in partitions.values() if "api_calls" in p]
             calls_text = f", {sum(calls):,} API calls" if calls else ""
             lines.append(f"  {asset}: {rows:,} rows in {len(partitions)} partitions{calls_text}")
-        for name, passed in self.checks:
-            lines.append(f"  check {name}: {'passed' if passed else 'FAILED'}")
+        for label, outcome in self.checks.items():
+            lines.append(f"  check {label}: {outcome}")
         if self.failure and not self.succeeded:
             lines.append(f"  error: {self.failure}")
         return lines
@@ -239,6 +240,22 @@ def progress(
     return out
 
 
+_OUTCOMES = ("passed", "warning", "FAILED")
+
+
+def _add_check(checks: dict[str, str], evaluation: Any) -> None:
+    """One line per asset check: a check evaluated per partition, or on several runs, shows its worst outcome."""
+    asset = getattr(evaluation, "asset_key", None)
+    label = f"{asset.to_user_string()} {evaluation.check_name}" if asset is not None else evaluation.check_name
+    if evaluation.passed:
+        outcome = "passed"
+    else:
+        warn = getattr(evaluation, "severity", None) == dg.AssetCheckSeverity.WARN
+        outcome = "warning" if warn else "FAILED"
+    previous = checks.get(label, "passed")
+    checks[label] = max(previous, outcome, key=_OUTCOMES.index)
+
+
 def _add_costs(instance: dg.DagsterInstance, run_id: str, out: Progress) -> None:
     """API calls and 429s from each partition's own figures (reported once at commit, again on success)."""
     records = instance.get_records_for_run(
@@ -250,7 +267,7 @@ def _add_costs(instance: dg.DagsterInstance, run_id: str, out: Progress) -> None
             continue
         if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
             data = event.event_specific_data
-            out.checks.append((getattr(data, "check_name", "?"), bool(getattr(data, "passed", False))))
+            _add_check(out.checks, data)
             continue
         m = event.step_materialization_data.materialization
         if m.partition is None or "rows" not in m.metadata:

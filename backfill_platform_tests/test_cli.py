@@ -117,7 +117,7 @@ def test_backfill_is_an_asset_backfill_run_by_a_daemon_with_the_sandbox(db_url: 
     assert re.search(r"^blaze: sandbox at http://127\.0\.0\.1:\d+/blaze$", proc.stdout, re.M), proc.stdout
     assert "a Dagster daemon runs for this command" in proc.stdout
     assert re.search(r"^blaze: 4/4 partitions done, 0 failed, 0 in flight", proc.stdout, re.M), proc.stdout
-    assert "check transactions_match_api_totals: passed" in proc.stdout
+    assert "check blaze/transactions transactions_match_api_totals: passed" in proc.stdout
     backfill_id = re.search(r"^backfill (\w+): SUCCESS", proc.stdout, re.M)
     assert backfill_id is not None, proc.stdout
     with psycopg.connect(db_url) as conn:
@@ -155,7 +155,7 @@ def test_backfill_canton_lands_updates_and_events_through_the_cli(db_url: str, t
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute("DROP SCHEMA IF EXISTS canton CASCADE")
     _, proc = backfill_with_sandbox("canton", "2024-07-01", "2024-07-02", db_url, tmp_path)
-    assert "SUCCESS" in proc.stdout and "check events_unique_and_anchored: passed" in proc.stdout
+    assert "SUCCESS" in proc.stdout and "check canton/events events_unique_and_anchored: passed" in proc.stdout
     with psycopg.connect(db_url) as conn:
         updates, days = conn.execute(
             "SELECT count(*), count(DISTINCT record_time::date) FROM canton.updates"
