@@ -40,9 +40,10 @@ log = logging.getLogger("backfill_platform.http")
 class ApiError(Exception):
     """An API answered in a way a retry cannot fix (or retries ran out): one line, no secrets."""
 
-    def __init__(self, api: str, route: str, message: str, status: int | None = None) -> None:
+    def __init__(self, api: str, route: str, message: str, status: int | None = None, body: str = "") -> None:
         super().__init__(f"{api} {route}: {message}")
         self.api, self.route, self.status = api, route, status
+        self.body = body  # the refusal's body (bounded), for a source that explains its API's error format
 
 
 class RetryableError(Exception):
@@ -296,7 +297,11 @@ class ApiSession:
             )
         if response.status_code >= 400:
             raise ApiError(
-                self.api, route, f"HTTP {response.status_code}: {_short(response.text)}", response.status_code
+                self.api,
+                route,
+                f"HTTP {response.status_code}: {_short(response.text)}",
+                response.status_code,
+                response.text[:4000],
             )
         try:
             return decode(response.content)
