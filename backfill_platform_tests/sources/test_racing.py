@@ -18,7 +18,7 @@ from backfill_platform.sources import load, named
 from backfill_platform.sources.racing import checks
 from backfill_platform.sources.racing.tables import RACECARDS, RESULTS, RUNNERS
 from backfill_platform.summary import failure_line
-from backfill_platform_tests.sources.helpers import drop_schemas, partition_metadata
+from backfill_platform_tests.sources.helpers import drop_schemas, kill_after_commits, partition_metadata
 
 CFG = SandboxConfig()
 FIRST, LAST = date(2024, 12, 23), date(2024, 12, 27)  # two blank days and Boxing Day's 126 races inside
@@ -214,3 +214,54 @@ ENTITY_KEYS = [
     dg.AssetKey(["racing", t])
     for t in ("horses", "jockeys", "trainers", "owners", "sires", "dams", "damsires", "horse_pedigree")
 ]
+
+
+def test_newest_wins_is_one_generic_upsert_condition() -> None:
+    from backfill_platform.io_managers import sql as q
+    from backfill_platform.sources.racing.tables import HORSES
+
+    assert (
+        q.upsert_tail(HORSES)
+        .as_string(None)
+        .endswith(
+            'AND ("racing"."horses"."race_date" IS NULL OR EXCLUDED."race_date" >= "racing"."horses"."race_date")'
+        )
+    )
+
+
+@pytest.mark.slow
+def test_killed_mid_range_then_resumed_loses_and_doubles_nothing(sandbox, clean) -> None:
+    first, last = date(2024, 5, 1), date(2024, 5, 10)
+    chunks = [(first + timedelta(days=n), first + timedelta(days=n + 1)) for n in range(0, 10, 2)]
+    assert all(len(races(a, b)) <= 100 for a, b in chunks)  # one call per 2-day chunk
+    # The third chunk's request hangs: the run is killed there, after the first two chunks (four days) committed.
+    sandbox.faults("racing", {"scripted": [{"kind": "slow", "seconds": 600, "after": 2, "route": "/v1/results"}]})
+    tags = {
+        "dagster/asset_partition_range_start": first.isoformat(),
+        "dagster/asset_partition_range_end": last.isoformat(),
+        "dagster/backfill": "racing-kill",
+    }
+    selection = [RESULTS.key, RUNNERS.key, *ENTITY_KEYS]
+    script = f"""
+        import dagster as dg
+        from dagster import AssetKey
+        from backfill_platform_tests.sources.test_racing import DAYS, resources
+        class S: origin = {sandbox.origin!r}
+        dg.materialize(DAYS, selection={selection!r}, resources=resources(S, {clean!r}, timeout_s=900), tags={tags!r})
+    """
+    env = {"BACKFILL_RACING_CHUNK_DAYS": "2"}
+    kill_after_commits(script, clean, "racing/results", 4, env=env, settle_s=1.0)  # the 2/s budget may hold the call
+    assert requests(sandbox, "results") == 3
+    sandbox.reset()
+    resumed = [a for a in named("racing", load(env)).assets if RESULTS.key in a.keys]
+    result = dg.materialize(resumed, selection=selection, resources=resources(sandbox, clean), tags=tags)
+    assert result.success
+    assert requests(sandbox, "results") == 3  # the last three chunks only: nothing committed is asked for again
+    expected = races(first, last)
+    assert sorted(r[0] for r in query(clean, "SELECT race_id FROM racing.results")) == sorted(
+        r["race_id"] for r in expected
+    )
+    assert query(clean, "SELECT count(*) FROM racing.runners")[0][0] == sum(len(r["runners"]) for r in expected)
+    assert dict(query(clean, "SELECT id, name FROM racing.horses")) == latest_entities(expected)["horse"]
+    ledger = query(clean, "SELECT partition, run_id FROM backfill_platform.ledger WHERE asset = 'racing/results'")
+    assert len(ledger) == 10 and [r for _, r in ledger].count(result.run_id) == 6
