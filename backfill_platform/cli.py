@@ -174,6 +174,10 @@ def _bench(sub: argparse._SubParsersAction) -> None:
     canton.add_argument("--days", type=int, default=10, help="days of Scan history (default 10)")
     canton.add_argument("--scale", type=float, default=10.0, help="sandbox volume, 1 = 1,000 updates a day")
     canton.set_defaults(handler=_run_bench_canton)
+    racing = which.add_parser("racing", help="a year of Racing results + racecards at 2/s: calls vs floor, rate")
+    racing.add_argument("--year", type=int, default=2024, help="the year backfilled (default 2024)")
+    racing.add_argument("--chunk-days", type=int, default=60, help="days per /v1/results chunk (default 60)")
+    racing.set_defaults(handler=_run_bench_racing)
 
 
 def _benchmarks(name: str):  # -> the module benchmarks.<name>
@@ -199,6 +203,13 @@ def _run_bench_canton(args: argparse.Namespace) -> int:
     from backfill_platform.database import database_url
 
     print(_benchmarks("canton").run(database_url(), args.days, args.scale).report())
+    return 0
+
+
+def _run_bench_racing(args: argparse.Namespace) -> int:
+    from backfill_platform.database import database_url
+
+    print(_benchmarks("racing").run(database_url(), args.year, args.chunk_days).report())
     return 0
 
 
