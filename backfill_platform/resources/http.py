@@ -385,6 +385,7 @@ class HttpApiResource(dg.ConfigurableResource):
     use_budget: bool = Field(default=True, description="Share the request budget through PostgreSQL.")
 
     _session: ApiSession | None = PrivateAttr(default=None)
+    _scoped: dict[str, ApiSession] = PrivateAttr(default_factory=dict)
 
     API: ClassVar[str] = "api"  # the budget key and the name in errors
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ()
@@ -408,29 +409,43 @@ class HttpApiResource(dg.ConfigurableResource):
     def windows(self) -> tuple[Window, ...]:
         return parse_rate(self.rate or config.rate(self.API, self.DEFAULT_RATE), config.source_var(self.API, "rate"))
 
-    def session(self) -> ApiSession:
-        """The live client, built once per resource instance (one per run worker process)."""
+    def route_rate(self, scope: str) -> str:
+        """A budget of its own for one group of routes, for APIs whose limits are per endpoint ('' = the API's)."""
+        return ""
+
+    def session(self, scope: str = "") -> ApiSession:
+        """The live client, built once per resource instance (one per run worker process). A `scope` whose
+        `route_rate` is set gets its own client on its own budget (`<api>/<scope>`); otherwise the API's."""
+        rate = self.route_rate(scope) if scope else ""
+        if rate:
+            if scope not in self._scoped:
+                windows = parse_rate(rate, config.source_var(self.API, f"{scope}_rate"))
+                self._scoped[scope] = self._new_session(f"{self.API}/{scope}", windows)
+            return self._scoped[scope]
         if self._session is None:
-            base_url = self.resolved_base_url()
-            if not base_url.startswith(("http://", "https://")):
-                raise ConfigurationError(
-                    f"{config.source_var(self.API, 'base_url')}={base_url!r} is not an http(s) URL; "
-                    "set it to the API's origin, e.g. https://api.example.com"
-                )
-            budget = RateBudget(database_url(), self.API, self.windows()) if self.use_budget else None
-            self._session = ApiSession(
-                self.API,
-                base_url,
-                self.auth_headers(),
-                budget,
-                self.timeout_s,
-                self.max_attempts,
-                self.max_retry_wait_s,
-                self.backoff_initial_s,
-                self.backoff_max_s,
-                self.warmup_rule(),
-            )
+            self._session = self._new_session(self.API, self.windows())
         return self._session
+
+    def _new_session(self, budget_key: str, windows: tuple[Window, ...]) -> ApiSession:
+        base_url = self.resolved_base_url()
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigurationError(
+                f"{config.source_var(self.API, 'base_url')}={base_url!r} is not an http(s) URL; "
+                "set it to the API's origin, e.g. https://api.example.com"
+            )
+        budget = RateBudget(database_url(), budget_key, windows) if self.use_budget else None
+        return ApiSession(
+            self.API,
+            base_url,
+            self.auth_headers(),
+            budget,
+            self.timeout_s,
+            self.max_attempts,
+            self.max_retry_wait_s,
+            self.backoff_initial_s,
+            self.backoff_max_s,
+            self.warmup_rule(),
+        )
 
     def warmup_rule(self) -> WarmupRule | None:
         if self.WARMUP_STATUS is None:
@@ -443,3 +458,6 @@ class HttpApiResource(dg.ConfigurableResource):
         if self._session is not None:
             self._session.close()
             self._session = None
+        for scoped in self._scoped.values():
+            scoped.close()
+        self._scoped.clear()

@@ -265,3 +265,23 @@ def test_killed_mid_range_then_resumed_loses_and_doubles_nothing(sandbox, clean)
     assert dict(query(clean, "SELECT id, name FROM racing.horses")) == latest_entities(expected)["horse"]
     ledger = query(clean, "SELECT partition, run_id FROM backfill_platform.ledger WHERE asset = 'racing/results'")
     assert len(ledger) == 10 and [r for _, r in ledger].count(result.run_id) == 6
+
+
+def test_per_endpoint_budgets_are_opt_in_and_the_default_is_2_per_second_for_the_whole_api(db_url: str) -> None:
+    from backfill_platform.errors import ConfigurationError
+
+    default = named("racing", load({}))
+    api = default.source.resource(default.config)
+    assert api.DEFAULT_RATE == "2/s" and api.route_rate("results") == ""
+    per_endpoint = named("racing", load({"BACKFILL_RACING_RESULTS_RATE": "5/s", "BACKFILL_RACING_COURSES_RATE": "1/s"}))
+    scoped = RacingApi(base_url="http://127.0.0.1:9", username="u", password="p", results_rate="5/s")
+    try:
+        results, cards = scoped.session("results"), scoped.session("racecards")
+        assert results is not cards and cards is scoped.session()  # racecards keep the API's own budget
+        assert results.budget is not None and results.budget.budget == "racing/results"
+        assert [str(w) for w in results.budget.windows] == ["5/1s"]
+    finally:
+        scoped.teardown_after_execution(None)  # type: ignore[arg-type]
+    assert per_endpoint.config["RESULTS_RATE"] == "5/s" and per_endpoint.config["RACECARDS_RATE"] == ""
+    with pytest.raises(ConfigurationError, match="BACKFILL_RACING_RESULTS_RATE='fast' is not a rate"):
+        load({"BACKFILL_RACING_RESULTS_RATE": "fast"})

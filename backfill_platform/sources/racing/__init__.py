@@ -3,13 +3,30 @@ jockeys, trainers, owners, pedigrees and bookmakers inside them."""
 
 import dagster as dg
 
+from backfill_platform.errors import ConfigurationError
 from backfill_platform.resources.apis import RacingApi
+from backfill_platform.resources.budget import parse_rate
 from backfill_platform.sources.contract import Automation, Option, Source, SourceConfig
 from backfill_platform.sources.racing import assets, checks, partitions, settings, tables
 
 
 def resource(cfg: SourceConfig) -> RacingApi:
-    return RacingApi(username=dg.EnvVar("BACKFILL_RACING_USERNAME"), password=dg.EnvVar("BACKFILL_RACING_PASSWORD"))
+    return RacingApi(
+        username=dg.EnvVar("BACKFILL_RACING_USERNAME"),
+        password=dg.EnvVar("BACKFILL_RACING_PASSWORD"),
+        results_rate=cfg["RESULTS_RATE"],
+        racecards_rate=cfg["RACECARDS_RATE"],
+        courses_rate=cfg["COURSES_RATE"],
+    )
+
+
+def parse_rate_or_empty(text: str) -> str:
+    if text:
+        try:
+            parse_rate(text)
+        except ConfigurationError:
+            raise ValueError(text) from None
+    return text
 
 
 def parse_chunk_days(text: str) -> int:
@@ -50,5 +67,9 @@ SOURCE = Source(
     options=(
         Option("CHUNK_DAYS", settings.CHUNK_DAYS, parse_chunk_days, "a number of days from 1 to 365; write e.g. 60"),
         Option("REGIONS", settings.REGIONS, parse_regions, "a comma list of region codes; write e.g. gb,ire"),
+        *(
+            Option(f"{scope}_RATE", "", parse_rate_or_empty, "a rate; write calls/period such as '5/s'")
+            for scope in ("RESULTS", "RACECARDS", "COURSES")
+        ),
     ),
 )

@@ -129,7 +129,7 @@ def fetch_results(context: dg.AssetExecutionContext, api: RacingApi, chunk_days:
     """The pending race days in the fewest calls: consecutive days cut into chunks of `chunk_days`, 100 races a
     page with skip; a chunk's days are committed (each on its own) once the chunk is complete, since the API does
     not document the order of results across dates."""
-    session = api.session()
+    session = api.session("results")
     client = RacingClient(session, regions)
     run_start = session.metrics.snapshot()
 
@@ -171,7 +171,7 @@ def fetch_results(context: dg.AssetExecutionContext, api: RacingApi, chunk_days:
 
 def fetch_racecards(context: dg.AssetExecutionContext, api: RacingApi, regions: list[str]) -> Batches:
     """One call per pending day (a day's racecards fit one page of 500)."""
-    session = api.session()
+    session = api.session("racecards")
     client = RacingClient(session, regions)
     run_start = session.metrics.snapshot()
 
@@ -198,7 +198,7 @@ def fetch_master(what: str) -> Any:
     """A whole master table in one call; written as one unpartitioned slice."""
 
     def fetch(context: dg.AssetExecutionContext, api: RacingApi) -> Batches:
-        session = api.session()
+        session = api.session("courses")
         client = RacingClient(session)
         run_start = session.metrics.snapshot()
 
