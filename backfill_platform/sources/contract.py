@@ -107,6 +107,10 @@ class LoadedSource:
     def asset_keys(self) -> list[dg.AssetKey]:
         return [key for a in self.assets for key in a.keys]
 
+    def partitions_of(self, key: dg.AssetKey) -> dg.PartitionsDefinition | None:
+        """An asset's own partitions: the source's, a later-starting set (Racing's racecards), or none (a master)."""
+        return next((a.partitions_def for a in self.assets if key in a.keys), self.partitions)
+
     def definitions(self) -> dg.Definitions:
         missing = [v for v in self.source.credentials if not os.environ.get(v)]
         resource = MissingCredentials(api=self.name, variables=", ".join(missing)) if missing else None

@@ -2,13 +2,13 @@
 blank days, newest-wins entities, amended placings, plan and validation errors in one line."""
 
 import math
-import time
 from datetime import date, timedelta
 
 import dagster as dg
 import psycopg
 import pytest
 
+from backfill_platform.io_managers import writer
 from backfill_platform.io_managers.postgres import PostgresIOManager
 from backfill_platform.resources.apis import RacingApi
 from backfill_platform.sandbox.apis.racing import STANDARD_SUFFIX
@@ -18,7 +18,7 @@ from backfill_platform.sources import load, named
 from backfill_platform.sources.racing import checks
 from backfill_platform.sources.racing.tables import RACECARDS, RESULTS, RUNNERS
 from backfill_platform.summary import failure_line
-from backfill_platform_tests.sources.helpers import drop_schemas, kill_after_commits, partition_metadata
+from backfill_platform_tests.sources.helpers import kill_after_commits, partition_metadata
 
 CFG = SandboxConfig()
 FIRST, LAST = date(2024, 12, 23), date(2024, 12, 27)  # two blank days and Boxing Day's 126 races inside
@@ -65,10 +65,14 @@ def requests(sandbox, route: str) -> int:
 
 @pytest.fixture
 def clean(db_url: str) -> str:
-    # Dropping the platform schema forgets the shared budget's recent calls; the sandbox's 1-second window has not:
-    # wait it out, so no test starts with a 429 earned by the previous one.
-    time.sleep(1.0)
-    return drop_schemas(db_url, "racing")
+    """The racing tables and the ledger emptied; the shared budget is kept, so it still knows the previous test's
+    calls that the sandbox's 1-second window remembers (no test starts with a 429 earned by another)."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS racing CASCADE")
+        if conn.execute("SELECT to_regclass('backfill_platform.ledger')").fetchone() != (None,):
+            conn.execute("DELETE FROM backfill_platform.ledger")
+    writer._ensured.clear()
+    return db_url
 
 
 def latest_entities(all_races: list[dict]) -> dict[str, dict[str, str]]:

@@ -56,6 +56,7 @@ PREFIX = {
     "damsire": "dsi",
 }
 RACECARDS_FROM = date(2023, 1, 23)
+RESULTS_FROM = date(1988, 1, 1)
 # GB and Ireland race on neither day; Boxing Day's cards are the year's busiest (more races than one page of 100).
 NO_RACING = ((12, 24), (12, 25))
 BUSY_DAY, BUSY_MEETINGS = (12, 26), 18
@@ -89,7 +90,14 @@ def courses(seed: int) -> tuple[Course, ...]:
 
 
 def entity_id(seed: int, kind: str, n: int) -> str:
-    return f"{PREFIX[kind]}_{int(hex_id(5, seed, kind, n), 16) % 9_000_000 + 1_000_000}"
+    """Unique per kind (a bijection on 0..9M: 7,654,321 is coprime to 9,000,000), scrambled by the seed."""
+    offset = int(hex_id(4, seed, kind), 16)
+    return f"{PREFIX[kind]}_{(n * 7_654_321 + offset) % 9_000_000 + 1_000_000}"
+
+
+def race_id(day: date, index: int) -> str:
+    """Unique over every day since 1988 (the API's first results day): at most 200 races a day."""
+    return f"rac_{10_000_000 + (day - RESULTS_FROM).days * 200 + index}"
 
 
 def entity_name(kind: str, n: int) -> str:
@@ -161,7 +169,7 @@ def _races(seed: int, day: date, scale: float) -> tuple[dict, ...]:
     rng = rng_for(seed, "racing", day)
     meetings = rng.sample(courses(seed), k=meetings_on(day, seed, scale, rng))
     races = []
-    for course in meetings:
+    for m, course in enumerate(meetings):
         tz = timezone(
             timedelta(
                 hours=1
@@ -179,7 +187,7 @@ def _races(seed: int, day: date, scale: float) -> tuple[dict, ...]:
             race_type = rng.choice(TYPES)
             races.append(
                 {
-                    "race_id": f"rac_{int(hex_id(5, seed, 'race', day, course.id, n), 16) % 90_000_000 + 10_000_000}",
+                    "race_id": race_id(day, m * 7 + n),
                     "date": day.isoformat(),
                     "region": course.region_code.upper(),
                     "course": course.course,
