@@ -28,6 +28,7 @@ from dagster._core.storage.tags import BACKFILL_ID_TAG
 from dagster._core.utils import make_new_backfill_id
 
 from backfill_platform import settings
+from backfill_platform.errors import ConfigurationError
 from backfill_platform.io_managers.ledger import UNPARTITIONED
 from backfill_platform.processes import die_with_parent, stop_group
 from backfill_platform.summary import failure_line
@@ -60,6 +61,9 @@ def submit(
 ) -> str:
     """Add an asset backfill of `first`..`last` for `asset_keys`; the daemon launches its runs."""
     selectors = [s for s in (_selector(asset_graph, key, first, last) for key in asset_keys) if s is not None]
+    if not selectors:
+        names = ", ".join(k.to_user_string() for k in asset_keys)
+        raise ConfigurationError(f"{names} {'has' if len(asset_keys) == 1 else 'have'} no partition in {first}..{last}")
     backfill = PartitionBackfill.from_partitions_by_assets(
         backfill_id=make_new_backfill_id(),
         asset_graph=asset_graph,

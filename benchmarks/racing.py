@@ -47,6 +47,7 @@ class RacingBenchResult:
     achieved_rate: float
     http_429: int
     floors_by_chunk: dict[int, int]
+    run_rates: tuple[float, float]  # requests/s of the results run and of the racecards run
 
     @property
     def calls(self) -> int:
@@ -72,7 +73,8 @@ class RacingBenchResult:
             f"(results {self.results_calls}, racecards {self.racecard_calls}) against a floor of {self.floor} "
             f"(results {self.results_floor}, racecards {self.racecard_floor}) = {self.calls / self.floor:.3f} × floor "
             f"(goal ≤ 1.05) in {self.seconds:.0f} s; achieved {self.achieved_rate:.3f} requests/s of "
-            f"{ALLOWED_RATE:g} allowed = {self.achieved_rate / ALLOWED_RATE:.3f} (goal ≥ 0.95); 429s {self.http_429}. "
+            f"{ALLOWED_RATE:g} allowed = {self.achieved_rate / ALLOWED_RATE:.3f} (goal ≥ 0.95; results run "
+            f"{self.run_rates[0]:.2f}/s, racecards run {self.run_rates[1]:.2f}/s); 429s {self.http_429}. "
             f"Results floor of these days by chunk length: {by_chunk}. Projection 2015 → today ({REPLACED_DAYS:,} "
             f"days): {gb_ire:,} calls at {GB_IRE_RACES_A_DAY} races a day ({gb_ire / REPLACED_CALLS:.2f} of the "
             f"replaced {REPLACED_CALLS:,}), {gb_ire / ALLOWED_RATE / 60:.0f} min at 2/s; {here:,} calls at the "
@@ -143,6 +145,7 @@ def run(
         achieved_rate=achieved,
         http_429=sum(s.get("429", 0) for _, s in rates),
         floors_by_chunk={n: results_floor(config.seed, days, n) for n in (1, 7, 30, 60, 90, 180, 365)},
+        run_rates=(rates[0][0], rates[1][0]),
     )
 
 

@@ -3,19 +3,21 @@ runners, entities and bookmakers inside them derived in SQL in the same transact
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import dagster as dg
 
 from backfill_platform.io_managers.spec import Batches, PartitionBatch
 from backfill_platform.resources.apis import RacingApi
 from backfill_platform.resources.http import share
+from backfill_platform.resources.prefetch import Prefetch
 from backfill_platform.sources.blaze.client import windows
 from backfill_platform.sources.contract import SourceConfig
 from backfill_platform.sources.fetching import fetched_tables
-from backfill_platform.sources.racing import partitions
+from backfill_platform.sources.racing import partitions, settings
 from backfill_platform.sources.racing.client import RacingClient
 from backfill_platform.sources.racing.tables import (
     BOOKMAKERS,
@@ -121,6 +123,19 @@ def racecard_row(card: dict) -> RacecardRow:
     )
 
 
+def ahead(batches: Iterable[PartitionBatch], depth: int) -> Iterator[PartitionBatch]:
+    """The batches produced on a thread of their own, up to `depth` ahead of the writers: at 2 requests/s the API is
+    the wall, so it keeps being called while earlier days commit (measured: 0.80 of the allowed rate without)."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="racing-fetch-ahead")
+    try:
+        # Prefetch queues chunks of rows; here each chunk is one whole partition's batch.
+        one_each = cast(Iterable[Sequence[Sequence[Any]]], ([b] for b in batches))
+        for batch in Prefetch(pool, lambda: one_each, max_chunks=depth).rows():
+            yield cast(PartitionBatch, batch)
+    finally:
+        pool.shutdown(wait=False)
+
+
 def _run_summary(session: Any, start: dict) -> Any:
     return lambda: {f"api_{k}": v for k, v in session.metrics.since(start).items()}
 
@@ -134,6 +149,9 @@ def fetch_results(context: dg.AssetExecutionContext, api: RacingApi, chunk_days:
     run_start = session.metrics.snapshot()
 
     def produce(keys: Sequence[str]) -> Iterator[PartitionBatch]:
+        return ahead(chunks(keys), chunk_days + 1)  # the next chunk is fetched while this one's days commit
+
+    def chunks(keys: Sequence[str]) -> Iterator[PartitionBatch]:
         for chunk in windows([date.fromisoformat(k) for k in keys], chunk_days):
             before = session.metrics.snapshot()
             by_day: dict[date, list[ResultRow]] = {day: [] for day in chunk}
@@ -176,6 +194,9 @@ def fetch_racecards(context: dg.AssetExecutionContext, api: RacingApi, regions: 
     run_start = session.metrics.snapshot()
 
     def produce(keys: Sequence[str]) -> Iterator[PartitionBatch]:
+        return ahead(days(keys), settings.RACECARD_DAYS_AHEAD)
+
+    def days(keys: Sequence[str]) -> Iterator[PartitionBatch]:
         for key in keys:
             day = date.fromisoformat(key)
             before = session.metrics.snapshot()

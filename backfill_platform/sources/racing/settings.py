@@ -13,6 +13,7 @@ RACECARDS_PAGE = 500  # `limit` is 1..500 on /v1/racecards/pro, `skip` at most 5
 # Results of one chunk are held until the chunk is complete (the API documents no order across dates): 60 days is
 # ~1,700 races (~17 pages, a few MB) at the measured ~28 races a day, and costs within 1 % of one 365-day chunk.
 CHUNK_DAYS = "60"
+RACECARD_DAYS_AHEAD = 8  # days of racecards fetched ahead of the writers (a day is one call, well under 1 MB)
 FIRST_DAY = date(2015, 1, 1)  # where the replaced backfill started; BACKFILL_RACING_START overrides it
 RACECARDS_FROM = date(2023, 1, 23)  # "Historical racecards are available from 2023-01-23"
 TIMEZONE = "Europe/London"  # race dates are the course's local day; GB and IRE share this calendar
