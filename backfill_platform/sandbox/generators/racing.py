@@ -91,8 +91,12 @@ def courses(seed: int) -> tuple[Course, ...]:
 
 def entity_id(seed: int, kind: str, n: int) -> str:
     """Unique per kind (a bijection on 0..9M: 7,654,321 is coprime to 9,000,000), scrambled by the seed."""
-    offset = int(hex_id(4, seed, kind), 16)
-    return f"{PREFIX[kind]}_{(n * 7_654_321 + offset) % 9_000_000 + 1_000_000}"
+    return f"{PREFIX[kind]}_{(n * 7_654_321 + _offset(seed, kind)) % 9_000_000 + 1_000_000}"
+
+
+@lru_cache(maxsize=64)
+def _offset(seed: int, kind: str) -> int:
+    return int(hex_id(4, seed, kind), 16)
 
 
 def race_id(day: date, index: int) -> str:
@@ -162,6 +166,11 @@ def _runner(seed: int, horse: int, rng, day: date) -> dict:
         "region": ("GB", "IRE", "FR", "USA")[horse % 4],
         "breeder": f"{entity_name('owner', owner)} Stud",
     }
+
+
+def races_on(seed: int, day: date, scale: float = 1.0) -> int:
+    """How many races `day` holds (seven a meeting), without building them: what `_races` draws first."""
+    return 7 * meetings_on(day, seed, scale, rng_for(seed, "racing", day))
 
 
 @lru_cache(maxsize=512)
