@@ -289,3 +289,19 @@ def test_per_endpoint_budgets_are_opt_in_and_the_default_is_2_per_second_for_the
     assert per_endpoint.config["RESULTS_RATE"] == "5/s" and per_endpoint.config["RACECARDS_RATE"] == ""
     with pytest.raises(ConfigurationError, match="BACKFILL_RACING_RESULTS_RATE='fast' is not a rate"):
         load({"BACKFILL_RACING_RESULTS_RATE": "fast"})
+
+
+def test_a_source_backfill_gives_each_asset_its_own_part_of_the_range() -> None:
+    from backfill_platform.backfills import _selector
+    from backfill_platform.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    masters = _selector(graph, dg.AssetKey(["racing", "courses"]), "2015-01-01", "2024-12-31")
+    assert masters is not None and masters.partitions is None  # the whole table, once
+    cards = _selector(graph, RACECARDS.key, "2015-01-01", "2024-12-31")
+    assert cards is not None and cards.partitions is not None
+    assert [(r.start, r.end) for r in cards.partitions.ranges] == [("2023-01-23", "2024-12-31")]
+    assert _selector(graph, RACECARDS.key, "2015-01-01", "2022-12-31") is None  # no racecard day: no call at all
+    results = _selector(graph, RESULTS.key, "2015-01-01", "2024-12-31")
+    assert results is not None and results.partitions is not None
+    assert [(r.start, r.end) for r in results.partitions.ranges] == [("2015-01-01", "2024-12-31")]
