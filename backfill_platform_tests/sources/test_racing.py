@@ -305,3 +305,23 @@ def test_a_source_backfill_gives_each_asset_its_own_part_of_the_range() -> None:
     results = _selector(graph, RESULTS.key, "2015-01-01", "2024-12-31")
     assert results is not None and results.partitions is not None
     assert [(r.start, r.end) for r in results.partitions.ranges] == [("2015-01-01", "2024-12-31")]
+
+
+def test_checks_fail_on_what_they_guard_within_the_run_s_day_only(sandbox, clean) -> None:
+    res, day = resources(sandbox, clean), "2024-05-02"
+    assert dg.materialize(DAYS, selection=[RESULTS.key, RUNNERS.key, *ENTITY_KEYS], resources=res, partition_key=day)
+    with psycopg.connect(clean, autocommit=True) as conn:
+        conn.execute("DELETE FROM racing.jockeys WHERE id = (SELECT min(jockey_id) FROM racing.runners)")
+        conn.execute("DELETE FROM racing.runners WHERE race_id = (SELECT min(race_id) FROM racing.results)")
+    only_checks = dg.AssetSelection.checks(checks.runner_entities_exist, checks.results_have_runners)
+    # Checks alone are unpartitioned: the run's day comes from the same tag a one-day run carries.
+    result = dg.materialize([*DAYS, *CHECKS], selection=only_checks, resources=res, tags={"dagster/partition": day})
+    verdicts = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not verdicts["runner_entities_exist"].passed and not verdicts["results_have_runners"].passed
+    assert verdicts["runner_entities_exist"].metadata["missing_ids"].value["jockeys"] == 1
+    assert verdicts["results_have_runners"].metadata["races_without_runners"].value == 1
+    other = dg.materialize(
+        [*DAYS, *CHECKS], selection=only_checks, resources=res, tags={"dagster/partition": "2024-05-03"}
+    )
+    elsewhere = {e.check_name: e for e in other.get_asset_check_evaluations()}["results_have_runners"]
+    assert elsewhere.passed and elsewhere.metadata["races"].value == 0  # another day's run does not see this gap
