@@ -325,3 +325,14 @@ def test_checks_fail_on_what_they_guard_within_the_run_s_day_only(sandbox, clean
     )
     elsewhere = {e.check_name: e for e in other.get_asset_check_evaluations()}["results_have_runners"]
     assert elsewhere.passed and elsewhere.metadata["races"].value == 0  # another day's run does not see this gap
+
+
+def test_old_results_without_the_historical_add_on_fail_in_one_line_naming_it(sandbox, clean) -> None:
+    res = resources(sandbox, clean, username=CFG.racing_username + STANDARD_SUFFIX)
+    old = (date.today() - timedelta(days=400)).isoformat()
+    result = dg.materialize(DAYS, selection=[RESULTS.key], resources=res, partition_key=old, raise_on_error=False)
+    assert not result.success
+    assert failure_line(result.all_events) == (
+        "racing /v1/results: HTTP 401 Unauthorized: results need the Standard plan or above, and results older than "
+        "12 months the Pro plan's historical add-on; upgrade, or set BACKFILL_RACING_START within the last 12 months"
+    )

@@ -19,6 +19,7 @@ MAX_RESULTS_SPAN = 365
 # A second account on the Standard plan (same password): results yes, Pro racecards 401, as the docs describe.
 STANDARD_SUFFIX = "-standard"
 PRO_ONLY = "This endpoint requires the Pro plan. Upgrade your subscription to access it."
+HISTORICAL_ONLY = "Results older than 12 months require the historical results add-on."
 
 
 def error_body(status: int) -> bytes:
@@ -156,6 +157,8 @@ async def results(request: Request, sb: Sandbox) -> Response:
         return invalid(("end_date", "value_error", "end_date must be on or after start_date", str(end)))
     if (end - start).days > MAX_RESULTS_SPAN:
         return invalid(("end_date", "value_error", "Date range cannot exceed 365 days", str(end)))
+    if is_standard_plan(request, sb) and start < today - timedelta(days=MAX_RESULTS_SPAN):
+        return json_response({"detail": HISTORICAL_ONLY}, 401)
     regions_ = _regions(request, "region")
     if isinstance(regions_, Response):
         return regions_
