@@ -336,3 +336,19 @@ def test_old_results_without_the_historical_add_on_fail_in_one_line_naming_it(sa
         "racing /v1/results: HTTP 401 Unauthorized: results need the Standard plan or above, and results older than "
         "12 months the Pro plan's historical add-on; upgrade, or set BACKFILL_RACING_START within the last 12 months"
     )
+
+
+def test_a_range_deeper_than_skip_allows_is_halved(sandbox, clean, monkeypatch: pytest.MonkeyPatch) -> None:
+    from backfill_platform.sources.racing import settings
+
+    # With skip capped at 0 (the real cap is 20,000), a range fits only while it fits one page of 100.
+    monkeypatch.setattr(settings, "RESULTS_MAX_SKIP", 0)
+    first, last = date(2024, 12, 20), date(2024, 12, 23)  # 112 races: one probe, then two halves of 56
+    tags = {"dagster/asset_partition_range_start": str(first), "dagster/asset_partition_range_end": str(last)}
+    result = dg.materialize(DAYS, selection=[RESULTS.key], resources=resources(sandbox, clean), tags=tags)
+    assert result.success
+    assert requests(sandbox, "results") == 3
+    assert {r[0] for r in query(clean, "SELECT race_id FROM racing.results")} == {
+        r["race_id"] for r in races(first, last)
+    }
+    assert {m["chunk_api_total"] for m in partition_metadata(result, RESULTS.key).values()} == {112}

@@ -155,15 +155,14 @@ def fetch_results(context: dg.AssetExecutionContext, api: RacingApi, chunk_days:
         for chunk in windows([date.fromisoformat(k) for k in keys], chunk_days):
             before = session.metrics.snapshot()
             by_day: dict[date, list[ResultRow]] = {day: [] for day in chunk}
-            totals: list[int] = []
+            races, total = client.results_of(chunk)
             stray = 0
-            for page in client.results(chunk[0], chunk[-1], totals):
-                for race in page:
-                    row = result_row(race)
-                    if row.date in by_day:
-                        by_day[row.date].append(row)
-                    else:
-                        stray += 1
+            for race in races:
+                row = result_row(race)
+                if row.date in by_day:
+                    by_day[row.date].append(row)
+                else:
+                    stray += 1
             if stray:
                 context.log.warning(f"{stray} races of {chunk[0]}..{chunk[-1]} are dated outside that range")
             cost = session.metrics.since(before)
@@ -177,7 +176,7 @@ def fetch_results(context: dg.AssetExecutionContext, api: RacingApi, chunk_days:
                     metadata={
                         "api_calls": day_calls,
                         "chunk": f"{chunk[0]}..{chunk[-1]}",
-                        "chunk_api_total": totals[0] if totals else 0,
+                        "chunk_api_total": total,
                         "chunk_races": received,
                         "chunk_api_calls": int(cost["calls"]),
                         "chunk_429s": int(cost["http_429"]),

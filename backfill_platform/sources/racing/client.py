@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from datetime import date
 
@@ -41,6 +42,18 @@ def _detail(body: str) -> str:
             parts.append(f"{'.'.join(loc)}: {d.get('msg')} (got {d.get('input')!r})" if loc else str(d.get("msg")))
         return "; ".join(parts)
     return str(detail)
+
+
+class TooDeep(Exception):
+    """A range holds more races than `skip` (≤ 20,000) can page through."""
+
+    def __init__(self, total: int) -> None:
+        super().__init__(total)
+        self.total = total
+
+
+def deepest_skip(total: int, limit: int = settings.RESULTS_PAGE) -> int:
+    return max(0, math.ceil(total / limit) - 1) * limit
 
 
 class RacingClient:
@@ -84,9 +97,30 @@ class RacingClient:
         def fetch(skip: int, limit: int) -> dict:
             page = self._page(settings.RESULTS_ROUTE, {**params, "limit": limit, "skip": skip}, "results")
             totals[:] = [page["total"]]
+            if skip == 0 and deepest_skip(page["total"], limit) > settings.RESULTS_MAX_SKIP:
+                raise TooDeep(page["total"])
             return page
 
         yield from skip_limit_pages(fetch, settings.RESULTS_PAGE, "results", lambda r: r["race_id"])
+
+    def results_of(self, days: Sequence[date]) -> tuple[list[dict], int]:
+        """Every race of consecutive `days` and the API's total for them; a range deeper than `skip` reaches is
+        halved (its first page was spent finding out), down to one day."""
+        totals: list[int] = []
+        try:
+            return [race for page in self.results(days[0], days[-1], totals) for race in page], totals[0]
+        except TooDeep as deep:
+            if len(days) == 1:
+                raise ApiError(
+                    "racing",
+                    settings.RESULTS_ROUTE,
+                    f"{days[0]} holds {deep.total:,} races, more than skip ≤ {settings.RESULTS_MAX_SKIP:,} pages "
+                    "through; narrow BACKFILL_RACING_REGIONS",
+                ) from None
+            half = len(days) // 2
+            first, first_total = self.results_of(days[:half])
+            rest, rest_total = self.results_of(days[half:])
+            return first + rest, first_total + rest_total
 
     def racecards(self, day: date) -> Iterator[list[dict]]:
         """Pro racecards of one day: one call (up to 500 races)."""
