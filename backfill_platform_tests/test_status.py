@@ -53,7 +53,10 @@ def test_compact_ranges_joins_consecutive_days_across_months_and_years() -> None
             ["--from", "2024-03-05", "--to", "2024-03-01"],
             "the range is inverted: --from 2024-03-05 is after --to 2024-03-01; swap them",
         ),
-        (["nope"], "unknown source or asset 'nope'; choose a source (blaze, canton, racing) or an asset (blaze/transactions, "),
+        (
+            ["nope"],
+            "unknown source or asset 'nope'; choose a source (blaze, canton, racing) or an asset (blaze/transactions, ",
+        ),
         (
             ["blaze", "--from", "2019-01-01", "--to", "2019-01-31"],
             "blaze has no partition for --from 2019-01-01 --to 2019-01-31; its partitions are 2023-01-01..",
