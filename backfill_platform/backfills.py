@@ -11,9 +11,10 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
@@ -27,6 +28,8 @@ from dagster._core.storage.tags import BACKFILL_ID_TAG
 from dagster._core.utils import make_new_backfill_id
 
 from backfill_platform import settings
+from backfill_platform.errors import ConfigurationError
+from backfill_platform.io_managers.ledger import UNPARTITIONED
 from backfill_platform.processes import die_with_parent, stop_group
 from backfill_platform.summary import failure_line
 
@@ -57,12 +60,10 @@ def submit(
     title: str,
 ) -> str:
     """Add an asset backfill of `first`..`last` for `asset_keys`; the daemon launches its runs."""
-    selectors = [
-        PartitionsByAssetSelector(
-            asset_key=key, partitions=PartitionsSelector(ranges=[PartitionRangeSelector(start=first, end=last)])
-        )
-        for key in asset_keys
-    ]
+    selectors = [s for s in (_selector(asset_graph, key, first, last) for key in asset_keys) if s is not None]
+    if not selectors:
+        names = ", ".join(k.to_user_string() for k in asset_keys)
+        raise ConfigurationError(f"{names} {'has' if len(asset_keys) == 1 else 'have'} no partition in {first}..{last}")
     backfill = PartitionBackfill.from_partitions_by_assets(
         backfill_id=make_new_backfill_id(),
         asset_graph=asset_graph,
@@ -189,12 +190,34 @@ class Progress:
         )
 
 
-def range_keys(run: dg.DagsterRun, partitions: dg.TimeWindowPartitionsDefinition) -> list[str]:
+def range_keys(run: dg.DagsterRun) -> list[str]:
+    """The daily keys a run covers (its range tags, or its one partition)."""
     start, end = run.tags.get(settings.RANGE_START_TAG), run.tags.get(settings.RANGE_END_TAG)
     if start and end:
-        return list(partitions.get_partition_keys_in_range(dg.PartitionKeyRange(start, end)))
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+        return [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
     key = run.tags.get("dagster/partition")
     return [key] if key else []
+
+
+def _selector(asset_graph: BaseAssetGraph, key: dg.AssetKey, first: str, last: str) -> PartitionsByAssetSelector | None:
+    """The asset's own part of first..last: an unpartitioned asset whole, one whose partitions start later (Racing's
+    racecards) from its first key, none when its partitions start after `last`."""
+    own = own_keys(asset_graph.get(key).partitions_def, first, last)
+    if own is None:
+        return PartitionsByAssetSelector(asset_key=key, partitions=None)
+    if not own:
+        return None
+    return PartitionsByAssetSelector(
+        asset_key=key, partitions=PartitionsSelector(ranges=[PartitionRangeSelector(start=own[0], end=own[-1])])
+    )
+
+
+def own_keys(partitions_def: dg.PartitionsDefinition | None, first: str, last: str) -> list[str] | None:
+    """An asset's partition keys inside first..last (None: the asset is unpartitioned)."""
+    if partitions_def is None:
+        return None
+    return [k for k in partitions_def.get_partition_keys() if first <= k <= last]
 
 
 def progress(
@@ -202,14 +225,17 @@ def progress(
     dsn: str,
     backfill_id: str,
     asset_keys: Sequence[dg.AssetKey],
-    partitions: dg.TimeWindowPartitionsDefinition,
+    partitions_of: Callable[[dg.AssetKey], dg.PartitionsDefinition | None],
     first: str,
     last: str,
 ) -> Progress:
     backfill = instance.get_backfill(backfill_id)
-    keys = partitions.get_partition_keys_in_range(dg.PartitionKeyRange(first, last))
     names = [k.to_user_string() for k in asset_keys]
-    out = Progress(backfill_id, backfill.status.value if backfill else "UNKNOWN", len(keys) * len(names))
+    # Each asset counts its own partitions in the range; an unpartitioned one is one partition (the ledger's __all__).
+    owned = {k.to_user_string(): own_keys(partitions_of(k), first, last) for k in asset_keys}
+    own = {name: keys if keys is not None else [UNPARTITIONED] for name, keys in owned.items()}
+    keys = sorted({k for ks in own.values() for k in ks})
+    out = Progress(backfill_id, backfill.status.value if backfill else "UNKNOWN", sum(len(v) for v in own.values()))
     with psycopg.connect(dsn) as conn:
         has_ledger = conn.execute("SELECT to_regclass('backfill_platform.ledger')").fetchone() != (None,)
         committed = (
@@ -221,22 +247,24 @@ def progress(
             if has_ledger
             else []
         )
-    done = {(a, p) for a, p, _ in committed}
-    out.done, out.rows = len(done), sum(r for _, _, r in committed)
+    done = {(a, p) for a, p, _ in committed if p in own.get(a, ())}
+    out.done, out.rows = len(done), sum(r for a, p, r in committed if (a, p) in done)
     runs = instance.get_runs(RunsFilter(tags={BACKFILL_ID_TAG: backfill_id}))
     out.runs = len(runs)
     flying: set[str] = set()
     failed_keys: set[str] = set()
     for run in runs:
-        covered = range_keys(run, partitions)
+        covered = range_keys(run)
         if run.status in IN_FLIGHT:
             flying.update(covered)
         elif run.status == DagsterRunStatus.FAILURE:
             failed_keys.update(covered)
             out.failure = out.failure or _failure(instance, run.run_id)
         _add_costs(instance, run.run_id, out)
-    out.in_flight = sum(1 for k in flying for a in names if (a, k) not in done)
-    out.failed = sum(1 for k in failed_keys - flying for a in names if (a, k) not in done) if out.finished else 0
+    out.in_flight = sum(1 for k in flying for a in names if k in own[a] and (a, k) not in done)
+    out.failed = (
+        sum(1 for k in failed_keys - flying for a in names if k in own[a] and (a, k) not in done) if out.finished else 0
+    )
     return out
 
 

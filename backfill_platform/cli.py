@@ -181,6 +181,10 @@ def _bench(sub: argparse._SubParsersAction) -> None:
     stacks.add_argument("--days", type=int, default=180, help="days ending 2026-10-31 (default 180)")
     stacks.add_argument("--anonymous", action="store_true", help="no API key: 50 calls/min instead of 500")
     stacks.set_defaults(handler=_run_bench_stacks)
+    racing = which.add_parser("racing", help="a year of Racing results + racecards at 2/s: calls vs floor, rate")
+    racing.add_argument("--year", type=int, default=2024, help="the year backfilled (default 2024)")
+    racing.add_argument("--chunk-days", type=int, default=60, help="days per /v1/results chunk (default 60)")
+    racing.set_defaults(handler=_run_bench_racing)
 
 
 def _benchmarks(name: str):  # -> the module benchmarks.<name>
@@ -220,6 +224,13 @@ def _run_bench_stacks(args: argparse.Namespace) -> int:
     from backfill_platform.database import database_url
 
     print(_benchmarks("stacks").run(database_url(), args.wallets, args.days, keyed=not args.anonymous).report())
+    return 0
+
+
+def _run_bench_racing(args: argparse.Namespace) -> int:
+    from backfill_platform.database import database_url
+
+    print(_benchmarks("racing").run(database_url(), args.year, args.chunk_days).report())
     return 0
 
 

@@ -267,7 +267,7 @@ def watch(
     last_print = 0.0
     while True:
         on_demand.ensure(instance)
-        state = progress(instance, dsn, backfill_id, keys, source.partitions, span.first, span.last)
+        state = progress(instance, dsn, backfill_id, keys, source.partitions_of, span.first, span.last)
         elapsed = time.monotonic() - started
         if follow.tty:
             print(f"\r{source.name}: {state.line(elapsed)}\033[K", end="", file=follow.out, flush=True)

@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 
 from backfill_platform.errors import ConfigurationError
-from backfill_platform.io_managers.ledger import members_held
+from backfill_platform.io_managers.ledger import UNPARTITIONED, members_held
 from backfill_platform.io_managers.spec import spec_for
 from backfill_platform.settings import PLATFORM_SCHEMA
 from backfill_platform.sources.contract import LoadedSource
@@ -125,6 +125,7 @@ class AssetStatus:
     last_commit: datetime | None
     last_run_id: str | None
     last_run_status: str  # the Dagster run's status (SUCCESS, FAILURE, …), or "unknown"
+    unpartitioned: bool = False  # a master table, refreshed whole: one slice, whatever the range
 
     @property
     def complete(self) -> bool:
@@ -149,12 +150,21 @@ class AssetStatus:
             "last_commit": self.last_commit.isoformat() if self.last_commit else None,
             "last_run_id": self.last_run_id,
             "last_run_status": self.last_run_status,
+            **({"unpartitioned": True} if self.unpartitioned else {}),
         }
 
     def lines(self) -> list[str]:
         """The human-readable report of this asset: a headline, its gaps, then rows and the last commit."""
         if self.partitions == 0:
             return [f"{self.asset}: no partitions in the range"]
+        if self.unpartitioned:
+            out = [f"{self.asset}: unpartitioned, refreshed whole: {'committed' if self.complete else 'missing'}"]
+            if self.last_commit is not None:
+                out.append(
+                    f"  {self.rows:,} rows; last commit {self.last_commit:%Y-%m-%d %H:%M:%S} "
+                    f"by run {self.last_run_id} ({self.last_run_status})"
+                )
+            return out
         done = f" {format_ranges(self.materialized)}" if self.materialized else ""
         verdict = "complete" if self.complete else f"{self.missing_count:,} missing, {self.failed_count:,} failed"
         out = [
@@ -192,7 +202,10 @@ def failed_partitions(
     """The partitions of `candidates` Dagster's instance reports FAILED (none without an instance)."""
     if instance is None or not candidates:
         return set()
-    statuses = instance.get_status_by_partition(key, candidates, source.partitions) or {}
+    partitions_def = source.partitions_of(key)
+    if not isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
+        return set()
+    statuses = instance.get_status_by_partition(key, candidates, partitions_def) or {}
     return {p for p, s in statuses.items() if s == dg.AssetPartitionStatus.FAILED}
 
 
@@ -226,6 +239,11 @@ def report(
     out = []
     for source, key in chosen:
         asset, keys = key.to_user_string(), keys_of[source.name]
+        own = source.partitions_of(key)
+        if own is None:  # a master table: one slice (the ledger's __all__)
+            keys = [UNPARTITIONED]
+        elif own != source.partitions:  # its partitions start later (Racing's racecards): only its own days
+            keys = [k for k in keys if own.has_partition_key(k)]
         held = {k: commits[asset][k] for k in keys if k in commits[asset]}
         if held:
             held = _holding_every_member(dsn, source, key, held)
@@ -237,12 +255,12 @@ def report(
             AssetStatus(
                 asset=asset,
                 source=source.name,
-                first=keys[0] if keys else None,
-                last=keys[-1] if keys else None,
+                first=keys[0] if keys and own is not None else None,
+                last=keys[-1] if keys and own is not None else None,
                 partitions=len(keys),
-                materialized=compact_ranges(held),
-                missing=compact_ranges(missing),
-                failed=compact_ranges(failed),
+                materialized=compact_ranges(held) if own is not None else [],
+                missing=compact_ranges(missing) if own is not None else [],
+                failed=compact_ranges(failed) if own is not None else [],
                 materialized_count=len(held),
                 missing_count=len(missing),
                 failed_count=len(failed),
@@ -250,6 +268,7 @@ def report(
                 last_commit=newest.committed_at if newest else None,
                 last_run_id=newest.run_id if newest else None,
                 last_run_status=run_status(instance, newest.run_id if newest else None),
+                unpartitioned=own is None,
             )
         )
     return out

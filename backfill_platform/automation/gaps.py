@@ -84,12 +84,12 @@ def survey(
     for run in instance.get_runs(dg.RunsFilter(tags={API_TAG: lane.source.name}, statuses=list(IN_FLIGHT))):
         if run.tags.get(LANE_TAG, lane.name) != lane.name:
             continue  # another lane of the source: other partitions
-        busy.update(range_keys(run, lane.partitions))
+        busy.update(range_keys(run))
         if run.tags.get(AUTOMATION_TAG) == GAPS:
             seen.in_flight_runs += 1
     for run in instance.get_runs(dg.RunsFilter(tags={AUTOMATION_TAG: GAPS, LANE_TAG: lane.name}), limit=500):
         if run.status not in IN_FLIGHT:
-            for key in range_keys(run, lane.partitions):
+            for key in range_keys(run):
                 seen.attempts[key] = seen.attempts.get(key, 0) + 1
     held = {k: [commits[a][k] for a in assets if k in commits[a]] for k in keys if k not in busy}
     complete = {k: c for k, c in held.items() if len(c) == len(assets)}

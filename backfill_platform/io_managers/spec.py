@@ -76,6 +76,9 @@ class TableSpec:
     # them (`PartitionBatch.members`), a replace deletes only those members' slice, and the ledger records which
     # members each commit holds, so a member added later is fetched alone (see `MemberBatches`).
     member_column: str | None = None
+    # merge only: a stored row is overwritten only by a row whose value here is not older (e.g. the date of the race
+    # an entity's attributes come from), so the newest wins whatever order partitions are loaded in.
+    newer_by: str | None = None
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
@@ -85,6 +88,8 @@ class TableSpec:
                 raise SpecError(
                     f"table {self.qualified}: {what} column {key!r} is not among its columns ({', '.join(names)})"
                 )
+        if self.newer_by is not None and (self.write_mode != "merge" or self.newer_by not in names):
+            raise SpecError(f"table {self.qualified}: newer_by must name one of its columns, with write_mode='merge'")
         derivation = self.derived_from
         without = [c.name for c in self.columns if c.expr is None]
         if derivation is not None and without:

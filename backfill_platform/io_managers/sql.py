@@ -100,8 +100,15 @@ def upsert_tail(spec: TableSpec) -> sql.Composed:
     sets = sql.SQL(", ").join(sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in others)
     old = sql.SQL(", ").join(sql.SQL("{}.{}").format(spec.ident, sql.Identifier(c)) for c in others)
     new = sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(c)) for c in others)
-    return sql.SQL(" ON CONFLICT ({}) DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})").format(
+    tail = sql.SQL(" ON CONFLICT ({}) DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})").format(
         _cols(spec.primary_key), sets, sql.SQL("ROW({})").format(old), sql.SQL("ROW({})").format(new)
+    )
+    if spec.newer_by is None:
+        return tail
+    # Newest wins: an older row never overwrites a newer one (a NULL stored value counts as oldest).
+    newer = sql.Identifier(spec.newer_by)
+    return tail + sql.SQL(" AND ({}.{} IS NULL OR EXCLUDED.{} >= {}.{})").format(
+        spec.ident, newer, newer, spec.ident, newer
     )
 
 

@@ -40,9 +40,10 @@ log = logging.getLogger("backfill_platform.http")
 class ApiError(Exception):
     """An API answered in a way a retry cannot fix (or retries ran out): one line, no secrets."""
 
-    def __init__(self, api: str, route: str, message: str, status: int | None = None) -> None:
+    def __init__(self, api: str, route: str, message: str, status: int | None = None, body: str = "") -> None:
         super().__init__(f"{api} {route}: {message}")
         self.api, self.route, self.status = api, route, status
+        self.body = body  # the refusal's body (bounded), for a source that explains its API's error format
 
 
 class RetryableError(Exception):
@@ -296,7 +297,11 @@ class ApiSession:
             )
         if response.status_code >= 400:
             raise ApiError(
-                self.api, route, f"HTTP {response.status_code}: {_short(response.text)}", response.status_code
+                self.api,
+                route,
+                f"HTTP {response.status_code}: {_short(response.text)}",
+                response.status_code,
+                response.text[:4000],
             )
         try:
             return decode(response.content)
@@ -380,6 +385,7 @@ class HttpApiResource(dg.ConfigurableResource):
     use_budget: bool = Field(default=True, description="Share the request budget through PostgreSQL.")
 
     _session: ApiSession | None = PrivateAttr(default=None)
+    _scoped: dict[str, ApiSession] = PrivateAttr(default_factory=dict)
 
     API: ClassVar[str] = "api"  # the budget key and the name in errors
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ()
@@ -407,29 +413,43 @@ class HttpApiResource(dg.ConfigurableResource):
     def windows(self) -> tuple[Window, ...]:
         return parse_rate(self.rate or config.rate(self.API, self.default_rate()), config.source_var(self.API, "rate"))
 
-    def session(self) -> ApiSession:
-        """The live client, built once per resource instance (one per run worker process)."""
+    def route_rate(self, scope: str) -> str:
+        """A budget of its own for one group of routes, for APIs whose limits are per endpoint ('' = the API's)."""
+        return ""
+
+    def session(self, scope: str = "") -> ApiSession:
+        """The live client, built once per resource instance (one per run worker process). A `scope` whose
+        `route_rate` is set gets its own client on its own budget (`<api>/<scope>`); otherwise the API's."""
+        rate = self.route_rate(scope) if scope else ""
+        if rate:
+            if scope not in self._scoped:
+                windows = parse_rate(rate, config.source_var(self.API, f"{scope}_rate"))
+                self._scoped[scope] = self._new_session(f"{self.API}/{scope}", windows)
+            return self._scoped[scope]
         if self._session is None:
-            base_url = self.resolved_base_url()
-            if not base_url.startswith(("http://", "https://")):
-                raise ConfigurationError(
-                    f"{config.source_var(self.API, 'base_url')}={base_url!r} is not an http(s) URL; "
-                    "set it to the API's origin, e.g. https://api.example.com"
-                )
-            budget = RateBudget(database_url(), self.API, self.windows()) if self.use_budget else None
-            self._session = ApiSession(
-                self.API,
-                base_url,
-                self.auth_headers(),
-                budget,
-                self.timeout_s,
-                self.max_attempts,
-                self.max_retry_wait_s,
-                self.backoff_initial_s,
-                self.backoff_max_s,
-                self.warmup_rule(),
-            )
+            self._session = self._new_session(self.API, self.windows())
         return self._session
+
+    def _new_session(self, budget_key: str, windows: tuple[Window, ...]) -> ApiSession:
+        base_url = self.resolved_base_url()
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigurationError(
+                f"{config.source_var(self.API, 'base_url')}={base_url!r} is not an http(s) URL; "
+                "set it to the API's origin, e.g. https://api.example.com"
+            )
+        budget = RateBudget(database_url(), budget_key, windows) if self.use_budget else None
+        return ApiSession(
+            self.API,
+            base_url,
+            self.auth_headers(),
+            budget,
+            self.timeout_s,
+            self.max_attempts,
+            self.max_retry_wait_s,
+            self.backoff_initial_s,
+            self.backoff_max_s,
+            self.warmup_rule(),
+        )
 
     def warmup_rule(self) -> WarmupRule | None:
         if self.WARMUP_STATUS is None:
@@ -442,3 +462,6 @@ class HttpApiResource(dg.ConfigurableResource):
         if self._session is not None:
             self._session.close()
             self._session = None
+        for scoped in self._scoped.values():
+            scoped.close()
+        self._scoped.clear()

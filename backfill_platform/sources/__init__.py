@@ -7,10 +7,10 @@ from collections.abc import Mapping, Sequence
 
 from backfill_platform.errors import ConfigurationError
 from backfill_platform.io_managers.spec import spec_for
-from backfill_platform.sources import alpaca, blaze, canton, stacks
+from backfill_platform.sources import alpaca, blaze, canton, racing, stacks
 from backfill_platform.sources.contract import LoadedSource, Source
 
-SOURCES: tuple[Source, ...] = (blaze.SOURCE, canton.SOURCE, alpaca.SOURCE, stacks.SOURCE)
+SOURCES: tuple[Source, ...] = (blaze.SOURCE, canton.SOURCE, racing.SOURCE, alpaca.SOURCE, stacks.SOURCE)
 
 
 def load(environ: Mapping[str, str] | None = None, sources: Sequence[Source] = SOURCES) -> tuple[LoadedSource, ...]:

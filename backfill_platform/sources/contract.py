@@ -129,6 +129,10 @@ class LoadedSource:
         declared = self.source.checks
         return list(declared(self.config) if callable(declared) else declared)
 
+    def partitions_of(self, key: dg.AssetKey) -> dg.PartitionsDefinition | None:
+        """An asset's own partitions: the source's, a later-starting set (Racing's racecards), or none (a master)."""
+        return next((a.partitions_def for a in self.assets if key in a.keys), self.partitions)
+
     def definitions(self) -> dg.Definitions:
         missing = [v for v in self.source.credentials if not os.environ.get(v)]
         resource = MissingCredentials(api=self.name, variables=", ".join(missing)) if missing else None

@@ -15,7 +15,7 @@ from backfill_platform.automation.jobs import AUTOMATION_TAG, lanes
 from backfill_platform.automation.windows import expected_latest, schedule_range
 from backfill_platform.errors import ConfigurationError
 from backfill_platform.settings import API_TAG, RANGE_END_TAG, RANGE_START_TAG
-from backfill_platform.sources import SOURCES, blaze, load, named
+from backfill_platform.sources import blaze, load, named
 from backfill_platform.sources.contract import Automation, LoadedSource
 
 LA = ZoneInfo("America/Los_Angeles")
@@ -144,9 +144,12 @@ def test_every_registered_source_gets_a_schedule_sensor_and_freshness_check() ->
     defs = automation.definitions(loaded)
     names = {s.name for s in defs.sensors or []}
     fresh = {key for c in defs.asset_checks or [] for key in c.check_keys if key.name == "fresh"}  # type: ignore[union-attr]
-    for source in SOURCES:
-        assert f"{source.name}_daily" in {s.name for s in defs.schedules or []}
-        assert {f"{source.name}_gaps", f"{source.name}_freshness"} <= names
+    schedules = {s.name for s in defs.schedules or []}
+    for source in loaded:
+        for lane in lanes(source):  # one lane per partitions definition: Racing's results and racecards are two
+            assert f"{lane.name}_daily" in schedules
+            assert {f"{lane.name}_gaps", f"{lane.name}_freshness"} <= names
+    assert {"blaze_daily", "racing_results_daily", "racing_racecards_daily"} <= schedules
     assert {k.asset_key for k in fresh} == {lane.asset_keys[0] for s in loaded for lane in lanes(s)}
     assert dg.AssetKey(["blaze", "transactions"]) in {k.asset_key for k in fresh}  # the parent table
 

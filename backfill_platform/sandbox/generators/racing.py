@@ -56,6 +56,20 @@ PREFIX = {
     "damsire": "dsi",
 }
 RACECARDS_FROM = date(2023, 1, 23)
+RESULTS_FROM = date(1988, 1, 1)
+# GB and Ireland race on neither day; Boxing Day's cards are the year's busiest (more races than one page of 100).
+NO_RACING = ((12, 24), (12, 25))
+BUSY_DAY, BUSY_MEETINGS = (12, 26), 18
+SUFFIX_FROM_YEAR = 2020
+
+
+def meetings_on(day: date, seed: int, scale: float, rng) -> int:
+    """How many meetings race on `day`: none on the blank days, many on Boxing Day, else about 30 races' worth."""
+    if (day.month, day.day) in NO_RACING:
+        return 0
+    if (day.month, day.day) == BUSY_DAY:
+        return min(len(courses(seed)), BUSY_MEETINGS)
+    return min(len(courses(seed)), max(1, daily_count(RACES_PER_DAY, scale, rng) // 7))
 
 
 @dataclass(frozen=True)
@@ -76,7 +90,18 @@ def courses(seed: int) -> tuple[Course, ...]:
 
 
 def entity_id(seed: int, kind: str, n: int) -> str:
-    return f"{PREFIX[kind]}_{int(hex_id(5, seed, kind, n), 16) % 9_000_000 + 1_000_000}"
+    """Unique per kind (a bijection on 0..9M: 7,654,321 is coprime to 9,000,000), scrambled by the seed."""
+    return f"{PREFIX[kind]}_{(n * 7_654_321 + _offset(seed, kind)) % 9_000_000 + 1_000_000}"
+
+
+@lru_cache(maxsize=64)
+def _offset(seed: int, kind: str) -> int:
+    return int(hex_id(4, seed, kind), 16)
+
+
+def race_id(day: date, index: int) -> str:
+    """Unique over every day since 1988 (the API's first results day): at most 200 races a day."""
+    return f"rac_{10_000_000 + (day - RESULTS_FROM).days * 200 + index}"
 
 
 def entity_name(kind: str, n: int) -> str:
@@ -104,13 +129,21 @@ def horse_pedigrees(seed: int) -> tuple[tuple[int, int, int, int, int], ...]:
     )
 
 
-def _runner(seed: int, horse: int, rng) -> dict:
+def horse_name(horse: int, day: date) -> str:
+    """A horse's name as the API spells it on `day`: since 2020 with its country suffix, so an older race's
+    spelling differs from a newer one's (what newest-wins merging must keep straight)."""
+    name = entity_name("horse", horse)
+    return name if day.year < SUFFIX_FROM_YEAR else f"{name} ({('GB', 'IRE', 'FR', 'USA')[horse % 4]})"
+
+
+def _runner(seed: int, horse: int, rng, day: date) -> dict:
     sire, dam, damsire, trainer, owner = horse_pedigrees(seed)[horse]
     jockey = rng.randrange(POOL_SIZES["jockey"])
+    foaled = 2022 - horse % 9
     return {
         "horse_id": entity_id(seed, "horse", horse),
-        "horse": entity_name("horse", horse),
-        "age": str(2 + horse % 9),
+        "horse": horse_name(horse, day),
+        "age": str(max(2, day.year - foaled)),
         "sex": ("gelding", "colt", "filly", "mare")[horse % 4],
         "sire": entity_name("sire", sire),
         "sire_id": entity_id(seed, "sire", sire),
@@ -127,7 +160,7 @@ def _runner(seed: int, horse: int, rng) -> dict:
         "weight_lbs": str(112 + rng.randrange(50)),
         "draw": str(rng.randrange(1, 20)),
         "headgear": rng.choice(("", "", "b", "t", "p", "v")),
-        "dob": f"{2024 - 2 - horse % 9}-0{1 + horse % 9}-1{horse % 9}",
+        "dob": f"{foaled}-0{1 + horse % 9}-1{horse % 9}",
         "sex_code": ("G", "C", "F", "M")[horse % 4],
         "colour": ("b", "br", "ch", "gr")[horse % 4],
         "region": ("GB", "IRE", "FR", "USA")[horse % 4],
@@ -135,12 +168,17 @@ def _runner(seed: int, horse: int, rng) -> dict:
     }
 
 
+def races_on(seed: int, day: date, scale: float = 1.0) -> int:
+    """How many races `day` holds (seven a meeting), without building them: what `_races` draws first."""
+    return 7 * meetings_on(day, seed, scale, rng_for(seed, "racing", day))
+
+
 @lru_cache(maxsize=512)
 def _races(seed: int, day: date, scale: float) -> tuple[dict, ...]:
     rng = rng_for(seed, "racing", day)
-    meetings = rng.sample(courses(seed), k=min(len(courses(seed)), max(1, daily_count(RACES_PER_DAY, scale, rng) // 7)))
+    meetings = rng.sample(courses(seed), k=meetings_on(day, seed, scale, rng))
     races = []
-    for course in meetings:
+    for m, course in enumerate(meetings):
         tz = timezone(
             timedelta(
                 hours=1
@@ -158,7 +196,7 @@ def _races(seed: int, day: date, scale: float) -> tuple[dict, ...]:
             race_type = rng.choice(TYPES)
             races.append(
                 {
-                    "race_id": f"rac_{int(hex_id(5, seed, 'race', day, course.id, n), 16) % 90_000_000 + 10_000_000}",
+                    "race_id": race_id(day, m * 7 + n),
                     "date": day.isoformat(),
                     "region": course.region_code.upper(),
                     "course": course.course,
@@ -179,7 +217,7 @@ def _races(seed: int, day: date, scale: float) -> tuple[dict, ...]:
                     "age_band": rng.choice(("2yo", "3yo+", "4yo+")),
                     "sex_rest": rng.choice(("", "", "F", "C&G")),
                     "prize": f"£{rng.randrange(3, 500) * 1000:,}",
-                    "runners": [_runner(seed, h, rng) for h in horses],
+                    "runners": [_runner(seed, h, rng, day) for h in horses],
                 }
             )
     return tuple(sorted(races, key=lambda r: (r["off_dt"], r["race_id"])))
