@@ -157,6 +157,17 @@ class Progress:
     per_asset: dict[str, dict[str, dict]] = field(default_factory=dict)
     # per "asset check" label: passed, warning (a failed WARN check) or FAILED, the worst of its evaluations
     checks: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0  # from submission to finish, as followed
+
+    def asset_figures(self) -> list[tuple[str, int, int, int | None]]:
+        """Per asset: partitions, rows and API calls (None for an asset derived in SQL), from its partitions' own
+        figures."""
+        out = []
+        for asset, partitions in self.per_asset.items():
+            calls = [int(p["api_calls"]) for p in partitions.values() if "api_calls" in p]
+            rows = sum(int(p["rows"]) for p in partitions.values())
+            out.append((asset, len(partitions), rows, sum(calls) if calls else None))
+        return out
 
     @property
     def finished(self) -> bool:
@@ -170,11 +181,9 @@ class Progress:
         """The end of a backfill: per asset its rows, partitions and calls (its partitions' own figures), checks,
         and the innermost cause of a failure."""
         lines = [f"backfill {backfill_id}: {'SUCCESS' if self.succeeded else self.status} ({self.runs} runs)"]
-        for asset, partitions in self.per_asset.items():
-            rows = sum(int(p["rows"]) for p in partitions.values())
-            calls = [int(p["api_calls"]) for p in partitions.values() if "api_calls" in p]
-            calls_text = f", {sum(calls):,} API calls" if calls else ""
-            lines.append(f"  {asset}: {rows:,} rows in {len(partitions)} partitions{calls_text}")
+        for asset, partitions, rows, calls in self.asset_figures():
+            calls_text = f", {calls:,} API calls" if calls is not None else ""
+            lines.append(f"  {asset}: {rows:,} rows in {partitions} partitions{calls_text}")
         for label, outcome in self.checks.items():
             lines.append(f"  check {label}: {outcome}")
         if self.failure and not self.succeeded:

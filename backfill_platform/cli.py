@@ -75,7 +75,7 @@ def _run_dev(args: argparse.Namespace) -> int:
     side by side, as `dagster dev` runs them, each loading the workspace itself."""
     from backfill_platform.backfills import daemon
     from backfill_platform.endpoints import serving
-    from backfill_platform.processes import die_with_parent, stop_group
+    from backfill_platform.processes import die_with_parent, stop_groups
     from backfill_platform.sources import SOURCES
 
     require_free_port(args.port, "--port")
@@ -102,7 +102,7 @@ def _run_dev(args: argparse.Namespace) -> int:
                         time.sleep(0.5)
                     return webserver.returncode or daemon_proc.returncode or 1
                 finally:
-                    stop_group(webserver)
+                    stop_groups([webserver, daemon_proc])  # both at once: Ctrl-C or SIGTERM ends dev in < 10 s
         except KeyboardInterrupt:
             return 130
 
@@ -279,7 +279,8 @@ def _backfill(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_backfill(args: argparse.Namespace) -> int:
-    from backfill_platform.runner import Follow, cancel_backfill, reattach, run_backfill
+    from backfill_platform.follow import Follow
+    from backfill_platform.runner import cancel_backfill, reattach, run_backfill
 
     _quiet(args.verbose)
     if args.cancel:
@@ -325,19 +326,63 @@ def _demo(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--days", type=int, default=30, help="days to backfill (default 30)")
     parser.add_argument("--verbose", action="store_true", help="also print Dagster's own event stream")
+    parser.add_argument("--no-ui", action="store_true", help="exit after the backfill instead of serving the UI")
+    parser.add_argument("--port", type=int, default=3000, help="UI port afterwards (default 3000)")
     parser.set_defaults(handler=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    """Every source's last N days through the daemon, a table of what landed, then the UI on the same instance."""
     from backfill_platform.runner import run_backfill
 
     if args.days < 1:
         raise ConfigurationError(f"--days must be at least 1 (got {args.days})")
+    if not args.no_ui:
+        require_free_port(args.port, "--port")  # before anything is launched
     _quiet(args.verbose)
     done = run_backfill(_source_names(), "", "", latest_days=args.days)
-    code = _print_reports(done, [])
-    print("Re-run it: committed days are replaced atomically; `backfill-platform dev` shows the runs in the UI.")
+    code = 1 if any(not state.succeeded for state in done) else 0
+    print("\n".join(_demo_table(done)))
+    print("Re-run it: committed days are replaced atomically and nothing committed is fetched again.")
+    if args.no_ui:
+        return code
+    print("\n".join(_automation_lines()))
+    _run_dev(argparse.Namespace(port=args.port, host="127.0.0.1"))
     return code
+
+
+def _demo_table(done: list) -> list[str]:
+    """One row per asset (partitions, rows, API calls, 429s, seconds, rows/s), then each backfill's checks."""
+    width = max((len(a) for state in done for a, *_ in state.asset_figures()), default=5)
+    lines = [f"{'asset':<{width}}  partitions        rows  API calls  429s  seconds    rows/s"]
+    for state in done:
+        for asset, partitions, rows, calls in state.asset_figures():
+            fetched = calls is not None
+            rate = rows / state.seconds if state.seconds else 0.0
+            lines.append(
+                f"{asset:<{width}}  {partitions:>10,}  {rows:>10,}  {f'{calls:,}' if fetched else '-':>9}  "
+                f"{state.http_429 if fetched else '-':>4}  {state.seconds:>7.1f}  {rate:>8,.0f}"
+            )
+    for state in done:
+        status = "SUCCESS" if state.succeeded else state.status
+        checks = ", ".join(f"{label} {outcome}" for label, outcome in state.checks.items())
+        lines.append(f"backfill {state.backfill_id} {status}; checks: {checks or 'none ran'}")
+        if state.failure and not state.succeeded:
+            lines.append(f"  error: {state.failure}")
+    return lines
+
+
+def _automation_lines() -> list[str]:
+    from backfill_platform.definitions import defs
+
+    schedules = sorted(s.name for s in defs.schedules or [])
+    sensors = sorted(s.name for s in defs.sensors or [])
+    return [
+        f"Schedules (stopped until turned on): {', '.join(schedules)}",
+        f"Sensors (stopped until turned on): {', '.join(sensors)}",
+        'Turn them on in the UI (Automation), or: eval "$(backfill-platform env)" && '
+        "dagster schedule start blaze_daily -w workspace.yaml; BACKFILL_AUTOMATION_RUNNING=true starts them all.",
+    ]
 
 
 @command

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -25,11 +24,11 @@ from backfill_platform.backfills import (
     daemon_running,
     earlier_attempt,
     lineage,
-    progress,
     submit,
 )
 from backfill_platform.endpoints import serving
 from backfill_platform.errors import ConfigurationError
+from backfill_platform.follow import Follow, Followed, detached, watch_all
 from backfill_platform.instance import platform_environment
 from backfill_platform.sources import load, named
 from backfill_platform.sources.contract import LoadedSource, Source
@@ -97,15 +96,6 @@ def resolve_target(name: str, loaded: Sequence[LoadedSource]) -> tuple[LoadedSou
             f"{', '.join(k.to_user_string() for k in source.asset_keys)}"
         )
     return source, keys
-
-
-@dataclass
-class Follow:
-    """How to print progress: a live line on a terminal, a plain line every `every_s` otherwise."""
-
-    tty: bool
-    every_s: float = 10.0
-    out: TextIO = sys.stdout
 
 
 def use_platform_instance() -> dict[str, str]:
@@ -186,7 +176,6 @@ def run_backfill(
 
         graph = defs.resolve_asset_graph()
         ids: list[str] = []
-        results: list[Progress] = []
         try:
             _submit_all(instance, graph, chosen, spans, follow, ids, refetch)
             if not wait:
@@ -194,11 +183,13 @@ def run_backfill(
                     print("no daemon serves this instance: `--follow ID` (or `backfill-platform dev`) runs them")
                 return ids
             # a daemon started after the submission sees the backfills in its first iteration
-            for backfill_id, (source, keys), span in zip(ids, chosen, spans, strict=True):
-                results.append(watch(instance, database_url(), backfill_id, source, keys, span, follow, on_demand))
-            return results
+            followed = [
+                Followed(backfill_id, source, tuple(keys), span.first, span.last)
+                for backfill_id, (source, keys), span in zip(ids, chosen, spans, strict=True)
+            ]
+            return watch_all(instance, database_url(), followed, follow, lambda: on_demand.ensure(instance))
         except KeyboardInterrupt:
-            for backfill_id in ids[len(results) :]:
+            for backfill_id in ids:
                 detached(backfill_id, follow)
             raise
 
@@ -252,45 +243,6 @@ def submit_uninterrupted(*args: Any) -> str:
         signal.signal(signal.SIGINT, previous)
 
 
-def watch(
-    instance: dg.DagsterInstance,
-    dsn: str,
-    backfill_id: str,
-    source: LoadedSource,
-    keys: Sequence[dg.AssetKey],
-    span: Range,
-    follow: Follow,
-    on_demand: DaemonOnDemand,
-) -> Progress:
-    """Follow a backfill until it finishes (the caller turns Ctrl-C into a detach message)."""
-    started = time.monotonic()
-    last_print = 0.0
-    while True:
-        on_demand.ensure(instance)
-        state = progress(instance, dsn, backfill_id, keys, source.partitions_of, span.first, span.last)
-        elapsed = time.monotonic() - started
-        if follow.tty:
-            print(f"\r{source.name}: {state.line(elapsed)}\033[K", end="", file=follow.out, flush=True)
-        elif state.finished or elapsed - last_print >= follow.every_s:
-            print(f"{source.name}: {state.line(elapsed)}", file=follow.out, flush=True)
-            last_print = elapsed
-        if state.finished:
-            if follow.tty:
-                print(file=follow.out)
-            return state
-        time.sleep(0.5 if follow.tty else 1.0)
-
-
-def detached(backfill_id: str, follow: Follow) -> None:
-    print(
-        f"\ndetached from backfill {backfill_id}; it goes on while a daemon runs "
-        f"(`backfill-platform dev`). Re-attach: backfill-platform backfill --follow {backfill_id}; "
-        f"cancel: backfill-platform backfill --cancel {backfill_id}",
-        file=follow.out,
-        flush=True,
-    )
-
-
 def reattach(backfill_id: str, follow: Follow | None = None) -> Progress:
     """Follow an existing backfill (starting a daemon, and the sandbox, when none serves the instance)."""
     from backfill_platform.database import database_url
@@ -306,7 +258,9 @@ def reattach(backfill_id: str, follow: Follow | None = None) -> Progress:
         keys = list(backfill.asset_selection or source.asset_keys)
         on_demand = DaemonOnDemand(stack, env, [source.source], None, follow.out)
         try:
-            return watch(instance, database_url(), backfill_id, source, keys, Range(first, last), follow, on_demand)
+            followed = Followed(backfill_id, source, tuple(keys), first, last)
+            [state] = watch_all(instance, database_url(), [followed], follow, lambda: on_demand.ensure(instance))
+            return state
         except KeyboardInterrupt:
             detached(backfill_id, follow)
             raise

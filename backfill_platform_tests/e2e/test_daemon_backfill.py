@@ -15,7 +15,13 @@ import pytest
 from backfill_platform.sandbox.core import SandboxConfig
 from backfill_platform.sandbox.generators import blaze as truth
 from backfill_platform.sandbox.generators import canton as scan
+from backfill_platform.sandbox.generators import racing
+from backfill_platform.sandbox.generators import stacks as hiro
 from backfill_platform.sandbox.server import free_port
+from backfill_platform.sources import SOURCES
+from backfill_platform.sources.alpaca import settings as alpaca_settings
+from backfill_platform_tests.sources import stacks_fixtures
+from backfill_platform_tests.sources.test_alpaca import expected as alpaca_truth
 
 LAUNCH = """
 mutation Launch($params: LaunchBackfillParams!) {
@@ -76,7 +82,7 @@ def test_ui_backfills_through_backfill_platform_dev_land_every_source(db_url: st
     run workers its URLs and keys. A backfill launched as the UI launches it lands every source's ground truth.
     (Dagster's retry of a failed daemon run resuming from the ledger: e2e/test_dead_run_worker.py.)"""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKFILL_BLAZE_", "BACKFILL_CANTON_"))}
+    env = {k: v for k, v in os.environ.items() if not any(k.startswith(f"BACKFILL_{s.name.upper()}_") for s in SOURCES)}
     env.update(BACKFILL_DATABASE_URL=db_url, BACKFILL_HOME=str(tmp_path / "home"))
     env.pop("DAGSTER_HOME", None)
     proc = subprocess.Popen(
@@ -91,9 +97,9 @@ def test_ui_backfills_through_backfill_platform_dev_land_every_source(db_url: st
     graphql = f"http://127.0.0.1:{port}/graphql"
     try:
         assert proc.stdout is not None
-        printed = [proc.stdout.readline().strip() for _ in range(2)]
-        assert printed[0].startswith("blaze: sandbox at http://127.0.0.1:"), printed
-        assert printed[1].startswith("canton: sandbox at http://127.0.0.1:"), printed
+        printed = [proc.stdout.readline().strip() for _ in SOURCES]
+        for source, line in zip(SOURCES, printed, strict=True):
+            assert line.startswith(f"{source.name}: sandbox at http://127.0.0.1:"), printed
         _wait(
             lambda: any(
                 e["loadStatus"] == "LOADED" for e in _gql(graphql, LOCATION)["workspaceOrError"]["locationEntries"]
@@ -104,6 +110,8 @@ def test_ui_backfills_through_backfill_platform_dev_land_every_source(db_url: st
         )
         rng = {"range": {"start": "2024-03-01", "end": "2024-03-03"}}
         scan_days = {"range": {"start": "2024-12-09", "end": "2024-12-11"}}  # across two overlapping migrations
+        market_days = {"range": {"start": "2024-03-08", "end": "2024-03-12"}}  # a weekend and a DST change inside
+        chain_days = {"range": {"start": "2026-10-26", "end": "2026-10-28"}}
         backfill_id = _launch(
             graphql,
             {
@@ -112,6 +120,9 @@ def test_ui_backfills_through_backfill_platform_dev_land_every_source(db_url: st
                     {"assetKey": {"path": ["blaze", "transaction_items"]}, "partitions": rng},
                     {"assetKey": {"path": ["canton", "updates"]}, "partitions": scan_days},
                     {"assetKey": {"path": ["canton", "events"]}, "partitions": scan_days},
+                    {"assetKey": {"path": ["racing", "results"]}, "partitions": rng},
+                    {"assetKey": {"path": ["alpaca", "bars_1day"]}, "partitions": market_days},
+                    {"assetKey": {"path": ["stacks", "wallet_transactions"]}, "partitions": chain_days},
                 ]
             },
         )
@@ -135,9 +146,19 @@ def test_ui_backfills_through_backfill_platform_dev_land_every_source(db_url: st
         ]
         scan_events = conn.execute("SELECT count(*) FROM canton.events").fetchone()[0]
         lineages = conn.execute("SELECT lineage, count(*) FROM backfill_platform.ledger GROUP BY 1").fetchall()
+        race_ids = {r[0] for r in conn.execute("SELECT race_id FROM racing.results")}
+        bars = {(r[0], r[1]) for r in conn.execute("SELECT symbol, t FROM alpaca.bars_1day")}
+        wallet_txs = {(r[0], r[1]) for r in conn.execute("SELECT address, tx_id FROM stacks.wallet_transactions")}
     assert stored == expected
     first = datetime(2024, 12, 9, tzinfo=UTC)
     scan_truth = scan.updates_in_window(SandboxConfig().seed, SandboxConfig().scale, first, first + timedelta(days=3))
     assert scan_ids == [u["update_id"] for u in scan_truth]  # the multi-asset ran as one single-run backfill run
     assert scan_events == sum(len(u["events_by_id"]) if "events_by_id" in u else 1 for u in scan_truth)
-    assert lineages == [(f"backfill:{backfill_id}", 12)]  # 2 sources x 2 assets x 3 days, one lineage
+    assert race_ids == {r["race_id"] for d in blaze_days for r in racing.results_for_day(SandboxConfig().seed, d)}
+    symbols = alpaca_settings.SYMBOLS.split(",")
+    assert bars == set(alpaca_truth(symbols, "1Day", date(2024, 3, 8), date(2024, 3, 12)))
+    wallets = hiro.busy_wallets(SandboxConfig().seed)
+    chain = {k for w in wallets for k in stacks_fixtures.truth(w, date(2026, 10, 26), date(2026, 10, 28))}
+    assert wallet_txs == chain and chain
+    # one lineage: blaze 2 assets x 3 days, canton 2 x 3, racing 3, alpaca 5 (weekend days commit empty), stacks 3
+    assert lineages == [(f"backfill:{backfill_id}", 23)]
