@@ -11,9 +11,9 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 
+from backfill_platform.automation.scope import run_days
 from backfill_platform.database import database_url
 from backfill_platform.io_managers.spec import TableSpec
-from backfill_platform.settings import RANGE_END_TAG, RANGE_START_TAG
 from backfill_platform.sources.alpaca.tables import bars_table
 from backfill_platform.sources.contract import SourceConfig
 
@@ -26,14 +26,9 @@ DESCRIPTIONS = {
 
 def run_window(context: dg.AssetCheckExecutionContext, zone: ZoneInfo) -> tuple[datetime, datetime, int]:
     """[first midnight, midnight after the last day) of the run's days, in New York, and how many days."""
-    tags = context.run.tags
-    if RANGE_START_TAG in tags:
-        first, last = date.fromisoformat(tags[RANGE_START_TAG]), date.fromisoformat(tags[RANGE_END_TAG])
-    elif "dagster/partition" in tags:
-        first = last = date.fromisoformat(tags["dagster/partition"])
-    else:  # an unpartitioned check run: the last week before today
-        last = datetime.now(zone).date() - timedelta(days=1)
-        first = last - timedelta(days=6)
+    # an unpartitioned check run: the last week before today
+    days = run_days(context, lambda: None) or [datetime.now(zone).date() - timedelta(days=n) for n in range(7, 0, -1)]
+    first, last = days[0], days[-1]
 
     def midnight(day: date) -> datetime:
         return datetime(day.year, day.month, day.day, tzinfo=zone)

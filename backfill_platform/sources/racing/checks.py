@@ -2,15 +2,15 @@
 run): every race has runners, each chunk's races equal the API's `total` as the fetch saw it (no extra call), and
 every entity a runner names exists."""
 
-from datetime import date, timedelta
+from datetime import date
 
 import dagster as dg
 import psycopg
 from dagster._core.events import DagsterEventType
 from psycopg import sql
 
+from backfill_platform.automation.scope import run_days
 from backfill_platform.database import database_url
-from backfill_platform.settings import RANGE_END_TAG, RANGE_START_TAG
 from backfill_platform.sources.racing.tables import (
     DAMS,
     DAMSIRES,
@@ -34,21 +34,9 @@ REFERENCES = (
 )
 
 
-def run_days(context: dg.AssetCheckExecutionContext) -> list[date]:
-    """The race days of the triggering run: its range, its one partition, or none (an unpartitioned run)."""
-    tags = context.run.tags
-    if RANGE_START_TAG in tags:
-        first, last = date.fromisoformat(tags[RANGE_START_TAG]), date.fromisoformat(tags[RANGE_END_TAG])
-    elif "dagster/partition" in tags:
-        first = last = date.fromisoformat(tags["dagster/partition"])
-    else:
-        return []
-    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
-
-
 @dg.asset_check(asset=RESULTS.key, description="Every result race of the run's days has its runners.")
 def results_have_runners(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    days = run_days(context)
+    days = run_days(context, lambda: None)  # an unpartitioned run: no race day
     with psycopg.connect(database_url()) as conn:
         races, bare = conn.execute(
             sql.SQL(
@@ -96,7 +84,7 @@ def results_match_api_totals(context: dg.AssetCheckExecutionContext) -> dg.Asset
 
 @dg.asset_check(asset=RUNNERS.key, description="Every entity id a runner of the run's days names is stored.")
 def runner_entities_exist(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    days = run_days(context)
+    days = run_days(context, lambda: None)  # an unpartitioned run: no race day
     missing: dict[str, int] = {}
     with psycopg.connect(database_url()) as conn:
         for column, table in REFERENCES:

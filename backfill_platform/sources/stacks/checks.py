@@ -1,25 +1,23 @@
 """Stacks asset checks over the run's days: unique keys, how far back each wallet reaches, non-final rows."""
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import psycopg
 from psycopg import sql
 
+from backfill_platform.automation.scope import run_days
 from backfill_platform.database import database_url
 from backfill_platform.io_managers.ledger import members_held
-from backfill_platform.settings import RANGE_END_TAG, RANGE_START_TAG
 from backfill_platform.sources.stacks import settings
 from backfill_platform.sources.stacks.tables import WALLET_TRANSACTIONS as TXS
 
 
 def run_window(context: dg.AssetCheckExecutionContext) -> tuple[datetime, datetime] | None:
     """[start, end) of the days the triggering run wrote (its range or partition), else the table's last week."""
-    tags = context.run.tags
-    first = tags.get(RANGE_START_TAG) or tags.get("dagster/partition")
-    last = tags.get(RANGE_END_TAG) or first
-    if first and last:
-        lo, hi = date.fromisoformat(first), date.fromisoformat(last)
+    days = run_days(context, lambda: None)
+    if days:
+        lo, hi = days[0], days[-1]
     else:
         with psycopg.connect(database_url()) as conn:
             (latest,) = conn.execute(sql.SQL("SELECT max(block_time) FROM {}").format(TXS.ident)).fetchone() or (None,)
