@@ -67,12 +67,12 @@ class Page:
         while time.monotonic() < deadline:
             text = self.text()
             if until(text):
-                time.sleep(0.5)  # let the last fetches paint before a screenshot
-                return self.text()
+                return text
             time.sleep(0.25)
         raise AssertionError(f"{url}: timed out after {seconds:.0f} s waiting for {what}; the page shows:\n{text}")
 
     def screenshot(self, path: Path) -> Path:
+        time.sleep(0.5)  # the last fetches paint
         data = self.call("Page.captureScreenshot", format="png")["data"]
         path.write_bytes(base64.b64decode(data))
         return path
@@ -100,6 +100,7 @@ def browser(binary: str, profile: Path) -> Iterator[Page]:
         with connect(page_ws, max_size=None, open_timeout=30) as ws:
             page = Page(ws)
             page.call("Page.enable")
+            page.call("Emulation.setDeviceMetricsOverride", width=1440, height=900, deviceScaleFactor=1, mobile=False)
             yield page
     finally:
         proc.terminate()

@@ -3,6 +3,7 @@ asset's partitions materialized and the run green. Set UI_SCREENSHOTS=DIR to kee
 writes docs/ui-*.png that way)."""
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -63,6 +64,14 @@ def dev_ui(db_url: str, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]
             proc.wait()
 
 
+def _status_counts(catalog: str, asset: str) -> list[int]:
+    """The catalog row's four status numbers, which follow its asset group's name; [] while they are loading."""
+    group = asset.split(" / ")[0]
+    row = rf"\n{asset}\n(?:(?!.* partitions\n).*\n)*?"  # not into the next row
+    found = re.search(rf"{row}{group}\n((?:[\d,]+\n){{4}})[\d,]+ partitions\n", catalog)
+    return [int(n.replace(",", "")) for n in found.group(1).split()] if found else []
+
+
 def _green(css: str) -> bool:
     r, g, b = (float(v) for v in css[css.index("(") + 1 : css.index(")")].split(",")[:3])
     return g > 1.5 * r and g > 1.2 * b
@@ -76,7 +85,7 @@ def test_the_ui_shows_the_backfilled_partitions_materialized_and_the_run_green(d
         pytest.skip("no `chromium` on PATH: install Debian's package (`apt-get install chromium`; .ci/run does)")
     shots = tmp_path / "shots"
     shots.mkdir()
-    with dev_ui(db_url, tmp_path) as (ui, proc):
+    with dev_ui(db_url, tmp_path) as (ui, proc), browser(binary, tmp_path / "chromium") as page:
         graphql = f"{ui}/graphql"
         rng = {"range": {"start": DAYS[0], "end": DAYS[-1]}}
         backfill_id = _launch(
@@ -92,16 +101,17 @@ def test_the_ui_shows_the_backfilled_partitions_materialized_and_the_run_green(d
         runs = _gql(graphql, RUNS, {"id": backfill_id})["runsOrError"]["results"]
         assert [r["status"] for r in runs] == ["SUCCESS"]  # single-run backfill policy: one run for the range
         run_id = runs[0]["runId"]
-        with browser(binary, tmp_path / "chromium") as page:
-            _check_pages(page, ui, backfill_id, run_id, shots)
+        _check_pages(page, ui, backfill_id, run_id, shots)
     if target := os.environ.get("UI_SCREENSHOTS"):
         for png in shots.iterdir():
             shutil.copy(png, Path(target) / png.name)
 
 
 def _check_pages(page: Page, ui: str, backfill_id: str, run_id: str, shots: Path) -> None:
-    catalog = page.open(f"{ui}/assets", lambda t: "blaze / transactions" in t and "partitions" in t, "the catalog")
-    assert "blaze / transaction_items" in catalog
+    blaze = ("blaze / transactions", "blaze / transaction_items")
+    catalog = page.open(f"{ui}/assets", lambda t: all(_status_counts(t, a) for a in blaze), "the catalog's status")
+    for asset in blaze:  # the Status column: materialized, missing, failed, in progress
+        assert _status_counts(catalog, asset)[::2] == [3, 0], catalog
     page.screenshot(shots / "ui-assets.png")
 
     for day in DAYS:  # each backfilled day, selected on the asset's partitions tab, names the run that wrote it
