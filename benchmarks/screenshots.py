@@ -1,5 +1,5 @@
-"""Regenerate docs/ui-*.png: the browser check (e2e/test_browser.py) run with UI_SCREENSHOTS set keeps the PNGs it
-takes of the asset catalog, an asset's partitions and the backfill's run, so the pictures are the asserted pages.
+"""Regenerate docs/ui-*.png: the browser check (e2e/test_daemon_backfill.py) run with UI_SCREENSHOTS set keeps the
+PNGs it takes of the asset catalog, an asset's partitions and the backfill's run: the pictures are the asserted pages.
 
     .venv/bin/python benchmarks/screenshots.py [DIR]      # DIR defaults to docs/
 """
@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST = "backfill_platform_tests/e2e/test_browser.py"
+TEST = "backfill_platform_tests/e2e/test_daemon_backfill.py"
 
 
 def main(argv: list[str]) -> int:

@@ -1,14 +1,18 @@
-"""End to end through the daemon: a partition backfill launched exactly as the Dagster UI launches it."""
+"""End to end through the daemon and the UI: one `backfill-platform dev` session, a partition backfill of every source
+launched exactly as the Dagster UI launches it, its rows against the sandbox's truth, and the rendered UI in Chromium.
+Set UI_SCREENSHOTS=DIR to keep the browser check's PNGs (benchmarks/screenshots.py writes docs/ui-*.png that way)."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 
@@ -20,67 +24,27 @@ from backfill_platform.sandbox.generators import stacks as hiro
 from backfill_platform.sandbox.server import free_port
 from backfill_platform.sources import SOURCES
 from backfill_platform.sources.alpaca import settings as alpaca_settings
+from backfill_platform_tests.e2e.browser import browser, chromium
+from backfill_platform_tests.e2e.ui import DAYS, LOCATION, RUNS, check_pages, finish, gql, launch, wait
 from backfill_platform_tests.sources import stacks_fixtures
 from backfill_platform_tests.sources.test_alpaca import expected as alpaca_truth
 
-LAUNCH = """
-mutation Launch($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-    ... on UnauthorizedError { message }
-  }
-}"""
-STATUS = """
-query Status($id: String!) {
-  partitionBackfillOrError(backfillId: $id) { __typename ... on PartitionBackfill { status } }
-}"""
-LOCATION = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+
+@dataclass
+class DevSession:
+    ui: str
+    proc: subprocess.Popen
+    printed: list[str]
+    backfill_id: str
+    status: str
+    stopped_after: float = 0.0
 
 
-def _gql(url: str, query: str, variables: dict | None = None) -> dict:
-    r = httpx.post(url, json={"query": query, "variables": variables or {}}, timeout=30)
-    r.raise_for_status()
-    return r.json()["data"]
-
-
-def _wait(predicate, seconds: float, what: str, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"dagster dev exited while waiting for {what}"
-        try:
-            if predicate():
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _launch(graphql: str, params: dict) -> str:
-    launched = _gql(graphql, LAUNCH, {"params": params})["launchPartitionBackfill"]
-    assert launched["__typename"] == "LaunchBackfillSuccess", launched
-    return launched["backfillId"]
-
-
-def _finish(graphql: str, backfill_id: str, proc: subprocess.Popen, seconds: float = 300) -> str:
-    status: dict = {}
-
-    def done() -> bool:
-        status.update(_gql(graphql, STATUS, {"id": backfill_id})["partitionBackfillOrError"])
-        return status.get("status") in ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED")
-
-    _wait(done, seconds, f"backfill {backfill_id} to finish", proc)
-    return status["status"]
-
-
-@pytest.mark.e2e
-@pytest.mark.slow
-def test_ui_backfills_through_backfill_platform_dev_land_every_source(db_url: str, tmp_path: Path) -> None:
-    """`backfill-platform dev` with no credentials: it runs the sandbox and gives the webserver, the daemon and the
-    run workers its URLs and keys. A backfill launched as the UI launches it lands every source's ground truth.
-    (Dagster's retry of a failed daemon run resuming from the ledger: e2e/test_dead_run_worker.py.)"""
+@pytest.fixture(scope="module")
+def dev_backfill(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevSession]:
+    """`backfill-platform dev` with no credentials (so every source on the sandbox) and one UI-style backfill of every
+    source, finished; the UI stays up for the tests, then dev is stopped with SIGTERM and timed."""
+    tmp_path = tmp_path_factory.mktemp("dev")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not any(k.startswith(f"BACKFILL_{s.name.upper()}_") for s in SOURCES)}
     env.update(BACKFILL_DATABASE_URL=db_url, BACKFILL_HOME=str(tmp_path / "home"))
@@ -94,25 +58,24 @@ def test_ui_backfills_through_backfill_platform_dev_land_every_source(db_url: st
         text=True,
         start_new_session=True,
     )
-    graphql = f"http://127.0.0.1:{port}/graphql"
+    ui = f"http://127.0.0.1:{port}"
+    graphql = f"{ui}/graphql"
     try:
         assert proc.stdout is not None
         printed = [proc.stdout.readline().strip() for _ in SOURCES]
-        for source, line in zip(SOURCES, printed, strict=True):
-            assert line.startswith(f"{source.name}: sandbox at http://127.0.0.1:"), printed
-        _wait(
+        wait(
             lambda: any(
-                e["loadStatus"] == "LOADED" for e in _gql(graphql, LOCATION)["workspaceOrError"]["locationEntries"]
+                e["loadStatus"] == "LOADED" for e in gql(graphql, LOCATION)["workspaceOrError"]["locationEntries"]
             ),
             120,
             "the code location",
             proc,
         )
-        rng = {"range": {"start": "2024-03-01", "end": "2024-03-03"}}
+        rng = {"range": {"start": DAYS[0], "end": DAYS[-1]}}
         scan_days = {"range": {"start": "2024-12-09", "end": "2024-12-11"}}  # across two overlapping migrations
         market_days = {"range": {"start": "2024-03-08", "end": "2024-03-12"}}  # a weekend and a DST change inside
         chain_days = {"range": {"start": "2026-10-26", "end": "2026-10-28"}}
-        backfill_id = _launch(
+        backfill_id = launch(
             graphql,
             {
                 "partitionsByAssets": [
@@ -126,8 +89,8 @@ def test_ui_backfills_through_backfill_platform_dev_land_every_source(db_url: st
                 ]
             },
         )
-        assert _finish(graphql, backfill_id, proc) in ("COMPLETED", "COMPLETED_SUCCESS")
-
+        session = DevSession(ui, proc, printed, backfill_id, finish(graphql, backfill_id, proc))
+        yield session
     finally:
         signalled = time.monotonic()
         os.killpg(proc.pid, signal.SIGTERM)
@@ -135,8 +98,21 @@ def test_ui_backfills_through_backfill_platform_dev_land_every_source(db_url: st
             proc.wait(30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
         stopped_after = time.monotonic() - signalled
     assert stopped_after < 10, f"backfill-platform dev took {stopped_after:.1f} s to stop after SIGTERM"
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_ui_backfills_through_backfill_platform_dev_land_every_source(dev_backfill: DevSession, db_url: str) -> None:
+    """`backfill-platform dev` with no credentials: it runs the sandbox and gives the webserver, the daemon and the
+    run workers its URLs and keys. A backfill launched as the UI launches it lands every source's ground truth.
+    (Dagster's retry of a failed daemon run resuming from the ledger: e2e/test_dead_run_worker.py.)"""
+    for source, line in zip(SOURCES, dev_backfill.printed, strict=True):
+        assert line.startswith(f"{source.name}: sandbox at http://127.0.0.1:"), dev_backfill.printed
+    assert dev_backfill.status in ("COMPLETED", "COMPLETED_SUCCESS")
+    backfill_id = dev_backfill.backfill_id
     blaze_days = [date(2024, 3, 1) + timedelta(days=n) for n in range(3)]
     expected = {t["id"] for d in blaze_days for t in truth.transactions_for_day(SandboxConfig().seed, d)}
     with psycopg.connect(db_url) as conn:
@@ -162,3 +138,29 @@ def test_ui_backfills_through_backfill_platform_dev_land_every_source(db_url: st
     assert wallet_txs == chain and chain
     # one lineage: blaze 2 assets x 3 days, canton 2 x 3, racing 3, alpaca 5 (weekend days commit empty), stacks 3
     assert lineages == [(f"backfill:{backfill_id}", 23)]
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+@pytest.mark.skipif(
+    chromium() is None,
+    reason="no `chromium` on PATH: install Debian's package (`apt-get install chromium`; .ci/run does)",
+)
+def test_the_ui_shows_the_backfilled_partitions_materialized_and_the_run_green(
+    dev_backfill: DevSession, tmp_path: Path
+) -> None:
+    """Headless Chromium on the same UI: Blaze's backfilled days show materialized, its run green."""
+    binary = chromium()
+    assert binary is not None
+    assert dev_backfill.status == "COMPLETED_SUCCESS"
+    runs = gql(f"{dev_backfill.ui}/graphql", RUNS, {"id": dev_backfill.backfill_id})["runsOrError"]["results"]
+    assert runs and all(r["status"] == "SUCCESS" for r in runs), runs
+    # single-run backfill policy: one run for Blaze's whole range
+    [blaze_run] = [r for r in runs if ["blaze", "transactions"] in [a["path"] for a in r["assetSelection"] or []]]
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    with browser(binary, tmp_path / "chromium") as page:
+        check_pages(page, dev_backfill.ui, dev_backfill.backfill_id, blaze_run["runId"], shots)
+    if target := os.environ.get("UI_SCREENSHOTS"):
+        for png in shots.iterdir():
+            shutil.copy(png, Path(target) / png.name)

@@ -10,7 +10,8 @@ from dagster._core.events import DagsterEventType
 from psycopg import sql
 
 from backfill_platform.automation.scope import run_days
-from backfill_platform.database import database_url
+from backfill_platform.database import database_url, one_row
+from backfill_platform.io_managers.spec import TableSpec
 from backfill_platform.sources.racing.tables import (
     DAMS,
     DAMSIRES,
@@ -38,6 +39,8 @@ REFERENCES = (
 def results_have_runners(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     days = run_days(context, lambda: None)  # an unpartitioned run: no race day
     with psycopg.connect(database_url()) as conn:
+        if absent := _absent(conn, RUNNERS):
+            return absent
         races, bare = conn.execute(
             sql.SQL(
                 "SELECT count(*), count(*) FILTER (WHERE NOT EXISTS "
@@ -87,6 +90,8 @@ def runner_entities_exist(context: dg.AssetCheckExecutionContext) -> dg.AssetChe
     days = run_days(context, lambda: None)  # an unpartitioned run: no race day
     missing: dict[str, int] = {}
     with psycopg.connect(database_url()) as conn:
+        if absent := _absent(conn, *(table for _, table in REFERENCES)):
+            return absent
         for column, table in REFERENCES:
             col = sql.Identifier(column)
             row = conn.execute(
@@ -101,6 +106,16 @@ def runner_entities_exist(context: dg.AssetCheckExecutionContext) -> dg.AssetChe
         passed=not any(missing.values()),
         metadata={"days_checked": len(days), "missing_ids": dg.MetadataValue.json(missing)},
     )
+
+
+def _absent(conn: psycopg.Connection, *tables: TableSpec) -> dg.AssetCheckResult | None:
+    """A failed result, not an error, when a table the check reads was never materialized (a run that selected
+    results without their runners): the step stays green and the check says what to materialize."""
+    missing = [t for t in tables if one_row(conn, "SELECT to_regclass(%s)", (t.qualified,))[0] is None]
+    if not missing:
+        return None
+    names = ", ".join(t.key.to_user_string() for t in missing)
+    return dg.AssetCheckResult(passed=False, description=f"{names} not materialized yet: materialize it with the run")
 
 
 CHECKS = (results_have_runners, results_match_api_totals, runner_entities_exist)
