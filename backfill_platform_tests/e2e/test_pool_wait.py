@@ -23,8 +23,8 @@ from backfill_platform.sandbox.core import SandboxConfig
 from backfill_platform.sandbox.env import credentials
 from backfill_platform.sandbox.generators import blaze as truth
 from backfill_platform_tests.conftest import REPO_ROOT
-from backfill_platform_tests.e2e.test_dead_run_worker import _until, _worker_pid
-from backfill_platform_tests.sources.helpers import drop_schemas
+from backfill_platform_tests.e2e.test_dead_run_worker import _worker_pid
+from backfill_platform_tests.sources.helpers import drop_schemas, until
 
 KEYS = [dg.AssetKey(["blaze", "transactions"]), dg.AssetKey(["blaze", "transaction_items"])]
 ENDED = (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
@@ -90,10 +90,10 @@ def test_a_run_waiting_for_its_pool_costs_no_cpu_and_sigterm_fails_a_fetching_ru
             def started() -> bool:
                 return len(runs()) == 2 and any(r.status == DagsterRunStatus.STARTED for r in runs())
 
-            _until(started, 180, "one run to start while the other exists")
+            until(started, 180, "one run to start while the other exists")
             holder = next(r for r in runs() if r.status == DagsterRunStatus.STARTED)
             waiter = next(r for r in runs() if r.run_id != holder.run_id)
-            _until(lambda: _worker_pid(instance, holder.run_id) is not None, 60, "the holder's worker pid")
+            until(lambda: _worker_pid(instance, holder.run_id) is not None, 60, "the holder's worker pid")
             worker_pid = _worker_pid(instance, holder.run_id)
             assert worker_pid is not None
             holder_tree = {worker_pid, *(p.pid for p in psutil.Process(worker_pid).children(recursive=True))}
@@ -108,11 +108,11 @@ def test_a_run_waiting_for_its_pool_costs_no_cpu_and_sigterm_fails_a_fetching_ru
 
             signalled = time.monotonic()
             os.kill(worker_pid, signal.SIGTERM)
-            _until(lambda: instance.get_run_by_id(holder.run_id).status in ENDED, 10, "the stopped run to end")  # type: ignore[union-attr]
+            until(lambda: instance.get_run_by_id(holder.run_id).status in ENDED, 10, "the stopped run to end")  # type: ignore[union-attr]
             ended_after = time.monotonic() - signalled
             psutil.Process(worker_pid).wait(max(0.1, 10 - ended_after))
 
-            _until(lambda: instance.get_run_by_id(waiter.run_id).status == DagsterRunStatus.SUCCESS, 180, "the waiter")  # type: ignore[union-attr]
+            until(lambda: instance.get_run_by_id(waiter.run_id).status == DagsterRunStatus.SUCCESS, 180, "the waiter")  # type: ignore[union-attr]
             holder_record = instance.get_run_record_by_id(holder.run_id)
             waiter_record = instance.get_run_record_by_id(waiter.run_id)
     finally:
@@ -164,11 +164,11 @@ def test_sigterm_stops_the_cli_its_daemon_and_run_workers_within_10_s(sandbox, d
     saved = os.environ.get("DAGSTER_HOME")
     os.environ["DAGSTER_HOME"] = str(tmp_path / "home" / "dagster_home")
     try:
-        _until(lambda: (tmp_path / "home" / "dagster_home" / "dagster.yaml").exists(), 60, "the platform instance")
+        until(lambda: (tmp_path / "home" / "dagster_home" / "dagster.yaml").exists(), 60, "the platform instance")
         with dg.DagsterInstance.get() as instance:
-            _until(lambda: any(r.status == DagsterRunStatus.STARTED for r in instance.get_runs()), 180, "a run")
+            until(lambda: any(r.status == DagsterRunStatus.STARTED for r in instance.get_runs()), 180, "a run")
             run = instance.get_runs()[0]
-            _until(lambda: _worker_pid(instance, run.run_id) is not None, 60, "the run's worker")
+            until(lambda: _worker_pid(instance, run.run_id) is not None, 60, "the run's worker")
             tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
             signalled = time.monotonic()
             proc.send_signal(signal.SIGTERM)
