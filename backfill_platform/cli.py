@@ -171,6 +171,7 @@ def _bench(sub: argparse._SubParsersAction) -> None:
     canton = which.add_parser("canton", help="Canton updates + events end to end against the sandbox vs raw COPY")
     canton.add_argument("--days", type=int, default=10, help="days of Scan history (default 10)")
     canton.add_argument("--scale", type=float, default=10.0, help="sandbox volume, 1 = 1,000 updates a day")
+    canton.add_argument("--rows", type=int, default=0, help="sustained: this many rows, runs of ~1M at MainNet volume")
     canton.set_defaults(handler=_run_bench_canton)
     alpaca = which.add_parser("alpaca", help="Alpaca calls ÷ floor vs the replaced method (one call per 50 symbols)")
     alpaca.add_argument("--symbols", type=int, default=5_000, help="symbols of the 1Day run (default 5,000)")
@@ -205,7 +206,10 @@ def _run_bench_http(args: argparse.Namespace) -> int:
 def _run_bench_canton(args: argparse.Namespace) -> int:
     from backfill_platform.database import database_url
 
-    print(_benchmarks("canton").run(database_url(), args.days, args.scale).report())
+    if args.rows:
+        print(_benchmarks("canton_sustained").run(database_url(), args.rows).report())
+    else:
+        print(_benchmarks("canton").run(database_url(), args.days, args.scale).report())
     return 0
 
 
