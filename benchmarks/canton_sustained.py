@@ -37,10 +37,16 @@ class Chunk:
     days: int
     rows: int  # rows added by this chunk (updates + events)
     seconds: float
+    cpu: float  # CPU seconds of PostgreSQL and the platform during the run: a rate that other sessions' load spares
+    load: float  # 1-minute load average at the run's end (the machine is shared)
 
     @property
     def rows_s(self) -> float:
         return self.rows / self.seconds
+
+    @property
+    def rows_cpu_s(self) -> float:
+        return self.rows / self.cpu
 
 
 @dataclass
@@ -82,13 +88,18 @@ class SustainedResult:
         total = 0
         for i, c in enumerate(self.chunks):
             total += c.rows
-            lines.append(f"  run {i + 1:>2}: {c.days} days, {c.rows:,} rows, {c.rows_s:,.0f} rows/s (tables {total:,})")
+            lines.append(
+                f"  run {i + 1:>2}: {c.days} days, {c.rows:,} rows, {c.rows_s:,.0f} rows/s, {c.rows_cpu_s:,.0f} rows "
+                f"per CPU second (tables {total:,}, load {c.load:.1f})"
+            )
         ratio = self.chunks[-1].rows_s / self.chunks[0].rows_s
+        cpu_ratio = self.chunks[-1].rows_cpu_s / self.chunks[0].rows_cpu_s
         flat, trend = self.projection_hours()
         cpu = ", ".join(f"{k} {v:.0f} s" for k, v in self.cpu_seconds.items())
         server = ", ".join(f"{k}={v}" for k, v in self.server.items())
         lines += [
-            f"last ÷ first: {ratio:.2f} (goal ≥ 0.80); overall {self.rows / self.seconds:,.0f} rows/s",
+            f"last ÷ first: {ratio:.2f} in rows/s, {cpu_ratio:.2f} in rows per CPU second (goal ≥ 0.80); "
+            f"overall {self.rows / self.seconds:,.0f} rows/s",
             f"CPU: {cpu} on {os.cpu_count()} cores; tables + indexes {self.table_bytes / 2**30:.2f} GiB",
             f"server: {server}",
             f"projected 84M rows: {flat:.2f} h at the last run's rate, {trend:.2f} h with the decline continued",
@@ -132,12 +143,19 @@ def run(dsn: str, rows: int = 10_000_000, first: str = "2024-07-01") -> Sustaine
             tags = {RANGE_START_TAG: day.isoformat(), RANGE_END_TAG: last.isoformat()}
             result = dg.materialize(scan, resources=resources, tags=tags)
             seconds = time.perf_counter() - started
-            for k, v in _cpu_by_party(sandbox.proc.pid).items():
-                cpu[k] = cpu.get(k, 0.0) + v - before[k]
+            used = {k: v - before[k] for k, v in _cpu_by_party(sandbox.proc.pid).items()}
+            for k, v in used.items():
+                cpu[k] = cpu.get(k, 0.0) + v
             assert result.success
             with psycopg.connect(dsn) as conn:
-                chunks.append(Chunk(days_per_chunk, _rows(conn) - had, seconds))
-                print(f"run {len(chunks)}: {chunks[-1].rows:,} rows, {chunks[-1].rows_s:,.0f} rows/s", flush=True)
+                load = os.getloadavg()[0]
+                chunks.append(
+                    Chunk(days_per_chunk, _rows(conn) - had, seconds, used["postgres"] + used["platform"], load)
+                )
+                c = chunks[-1]
+                print(
+                    f"run {len(chunks)}: {c.rows:,} rows, {c.rows_s:,.0f} rows/s, {c.rows_cpu_s:,.0f}/CPU s", flush=True
+                )
                 if had + chunks[-1].rows >= rows:
                     size = conn.execute(
                         "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
