@@ -18,6 +18,7 @@ import dagster as dg
 import httpx
 import psycopg
 
+from backfill_platform.database import one_row
 from backfill_platform.io_managers import writer
 from backfill_platform.io_managers.postgres import PostgresIOManager
 from backfill_platform.resources.apis import CantonApi
@@ -94,12 +95,17 @@ class SustainedResult:
             )
         ratio = self.chunks[-1].rows_s / self.chunks[0].rows_s
         cpu_ratio = self.chunks[-1].rows_cpu_s / self.chunks[0].rows_cpu_s
+        # The first run loads into empty tables and builds the secondary indexes once at its end; every later run
+        # maintains them row by row: the second run is the first like-for-like one.
+        second = self.chunks[min(1, len(self.chunks) - 1)]
+        cpu_ratio_2 = self.chunks[-1].rows_cpu_s / second.rows_cpu_s
         flat, trend = self.projection_hours()
         cpu = ", ".join(f"{k} {v:.0f} s" for k, v in self.cpu_seconds.items())
         server = ", ".join(f"{k}={v}" for k, v in self.server.items())
         lines += [
             f"last ÷ first: {ratio:.2f} in rows/s, {cpu_ratio:.2f} in rows per CPU second (goal ≥ 0.80); "
-            f"overall {self.rows / self.seconds:,.0f} rows/s",
+            f"overall {self.rows / self.seconds:,.0f} rows/s; last ÷ second (indexes maintained in both) "
+            f"{self.chunks[-1].rows_s / second.rows_s:.2f} in rows/s, {cpu_ratio_2:.2f} per CPU second",
             f"CPU: {cpu} on {os.cpu_count()} cores; tables + indexes {self.table_bytes / 2**30:.2f} GiB",
             f"server: {server}",
             f"projected 84M rows: {flat:.2f} h at the last run's rate, {trend:.2f} h with the decline continued",
@@ -108,7 +114,7 @@ class SustainedResult:
 
 
 def _rows(conn: psycopg.Connection) -> int:
-    return sum(conn.execute(f"SELECT count(*) FROM canton.{t}").fetchone()[0] for t in ("updates", "events"))
+    return sum(one_row(conn, f"SELECT count(*) FROM canton.{t}")[0] for t in ("updates", "events"))
 
 
 def run(dsn: str, rows: int = 10_000_000, first: str = "2024-07-01") -> SustainedResult:
@@ -118,13 +124,15 @@ def run(dsn: str, rows: int = 10_000_000, first: str = "2024-07-01") -> Sustaine
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("DROP SCHEMA IF EXISTS canton CASCADE")
         conn.execute("DROP SCHEMA IF EXISTS backfill_platform CASCADE")
-        server = {k: conn.execute(f"SHOW {k}").fetchone()[0] for k in SERVER_SETTINGS}
+        server = {k: one_row(conn, f"SHOW {k}")[0] for k in SERVER_SETTINGS}
     writer._ensured.clear()
     scale = generator.FULL_SCALE
     config = SandboxConfig(scale=scale, canton_bucket_tokens=10**6, canton_tokens_per_second=10**6)
     days_per_chunk = max(1, round(CHUNK_ROWS / (ROWS_PER_UPDATE * generator.UPDATES_PER_DAY * scale)))
     day, chunks, cpu = date.fromisoformat(first), [], {}
     with SandboxProcess(config) as sandbox:
+        assert sandbox.proc is not None
+        pid = sandbox.proc.pid
         resources = {
             "canton": CantonApi(base_url=f"{sandbox.origin}/canton", rate="1000/s"),
             "io_manager": PostgresIOManager(database_url=dsn),
@@ -138,12 +146,12 @@ def run(dsn: str, rows: int = 10_000_000, first: str = "2024-07-01") -> Sustaine
             last = day + timedelta(days=days_per_chunk - 1)
             with psycopg.connect(dsn) as conn:
                 had = _rows(conn) if chunks else 0
-            before = _cpu_by_party(sandbox.proc.pid)
+            before = _cpu_by_party(pid)
             started = time.perf_counter()
             tags = {RANGE_START_TAG: day.isoformat(), RANGE_END_TAG: last.isoformat()}
             result = dg.materialize(scan, resources=resources, tags=tags)
             seconds = time.perf_counter() - started
-            used = {k: v - before[k] for k, v in _cpu_by_party(sandbox.proc.pid).items()}
+            used = {k: v - before[k] for k, v in _cpu_by_party(pid).items()}
             for k, v in used.items():
                 cpu[k] = cpu.get(k, 0.0) + v
             assert result.success
@@ -157,10 +165,11 @@ def run(dsn: str, rows: int = 10_000_000, first: str = "2024-07-01") -> Sustaine
                     f"run {len(chunks)}: {c.rows:,} rows, {c.rows_s:,.0f} rows/s, {c.rows_cpu_s:,.0f}/CPU s", flush=True
                 )
                 if had + chunks[-1].rows >= rows:
-                    size = conn.execute(
+                    (size,) = one_row(
+                        conn,
                         "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
-                        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'canton' AND c.relkind = 'r'"
-                    ).fetchone()[0]
+                        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'canton' AND c.relkind = 'r'",
+                    )
                     break
             day = last + timedelta(days=1)
     return SustainedResult(chunks, int(size), server, cpu)
