@@ -27,7 +27,8 @@ def test_canton_sustained_last_million_keeps_pace_with_the_first(db_url: str) ->
     result = canton_sustained.run(db_url, rows=10_000_000)
     print("\n" + result.report())
     assert result.rows >= 10_000_000
-    assert result.chunks[-1].rows_cpu_s / result.chunks[0].rows_cpu_s >= 0.8
+    # the first run defers the secondary indexes (empty tables); the second is the first that maintains them
+    assert result.chunks[-1].rows_cpu_s / result.chunks[1].rows_cpu_s >= 0.8
 
 
 @pytest.mark.benchmark
