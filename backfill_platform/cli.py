@@ -171,7 +171,12 @@ def _bench(sub: argparse._SubParsersAction) -> None:
     canton = which.add_parser("canton", help="Canton updates + events end to end against the sandbox vs raw COPY")
     canton.add_argument("--days", type=int, default=10, help="days of Scan history (default 10)")
     canton.add_argument("--scale", type=float, default=10.0, help="sandbox volume, 1 = 1,000 updates a day")
+    canton.add_argument("--rows", type=int, default=0, help="sustained: this many rows, runs of ~1M at MainNet volume")
     canton.set_defaults(handler=_run_bench_canton)
+    runs = which.add_parser("canton-runs", help="Canton: the same 20 days as one run vs two runs side by side")
+    runs.add_argument("--days", type=int, default=20, help="days of Scan history (default 20)")
+    runs.add_argument("--scale", type=float, default=10.0, help="sandbox volume, 1 = 1,000 updates a day")
+    runs.set_defaults(handler=_run_bench_canton_runs)
     alpaca = which.add_parser("alpaca", help="Alpaca calls ÷ floor vs the replaced method (one call per 50 symbols)")
     alpaca.add_argument("--symbols", type=int, default=5_000, help="symbols of the 1Day run (default 5,000)")
     alpaca.add_argument("--days", type=int, default=30, help="days of the 1Day run (default 30)")
@@ -209,7 +214,17 @@ def _run_bench_http(args: argparse.Namespace) -> int:
 def _run_bench_canton(args: argparse.Namespace) -> int:
     from backfill_platform.database import database_url
 
-    print(_benchmarks("canton").run(database_url(), args.days, args.scale).report())
+    if args.rows:
+        print(_benchmarks("canton_sustained").run(database_url(), args.rows).report())
+    else:
+        print(_benchmarks("canton").run(database_url(), args.days, args.scale).report())
+    return 0
+
+
+def _run_bench_canton_runs(args: argparse.Namespace) -> int:
+    from backfill_platform.database import database_url
+
+    print(_benchmarks("canton_runs").run(database_url(), args.days, args.scale).report())
     return 0
 
 

@@ -40,7 +40,7 @@ class CantonApi(HttpApiResource):
     migrations: str = Field(
         default="",
         description="Migration ids to walk where migration-info is not served, e.g. '0,1,2' "
-        "(BACKFILL_CANTON_MIGRATIONS); empty: ask /v0/backfilling/migration-info.",
+        "(BACKFILL_CANTON_MIGRATIONS); empty: ask /v0/backfilling/migration-info, or find them on /v2/updates.",
     )
 
 

@@ -63,6 +63,8 @@ def control_routes(sandbox: Sandbox) -> list[Route]:
         from backfill_platform.sandbox.generators import canton
 
         body = await request.json()
+        if body.get("clear"):  # a sustained benchmark renders chunk by chunk: drop the days already served
+            canton.day_updates.cache_clear()
         first = date.fromisoformat(body["start"])
         rendered = 0
         for n in range(int(body["days"])):

@@ -46,6 +46,8 @@ class SandboxConfig:
     canton_tokens_per_second: float = 200.0
     # Seconds after start during which Scan answers "history not yet loaded" (503).
     canton_startup_503_s: float = 0.0
+    # False: Scan serves no /v0/backfilling/* (SV-internal endpoints), only the public /v2/updates, as most do.
+    canton_backfilling: bool = True
     # Size of the simulated worlds.
     alpaca_symbols: int = 500
     stacks_wallets: int = 20

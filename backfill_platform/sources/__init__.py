@@ -9,6 +9,7 @@ from backfill_platform.errors import ConfigurationError
 from backfill_platform.io_managers.spec import spec_for
 from backfill_platform.sources import alpaca, blaze, canton, racing, stacks
 from backfill_platform.sources.contract import LoadedSource, Source
+from backfill_platform.sources.fetching import with_partitions_per_run
 
 SOURCES: tuple[Source, ...] = (blaze.SOURCE, canton.SOURCE, racing.SOURCE, alpaca.SOURCE, stacks.SOURCE)
 
@@ -23,7 +24,8 @@ def load(environ: Mapping[str, str] | None = None, sources: Sequence[Source] = S
     for source in sources:
         config = source.read_config(environ)
         partitions = source.partitions(config)
-        built = LoadedSource(source, config, partitions, tuple(source.assets(config, partitions)))
+        assets = with_partitions_per_run(source.assets(config, partitions), config.partitions_per_run)
+        built = LoadedSource(source, config, partitions, assets)
         for key in built.asset_keys:
             if spec_for(key.path) is None:
                 raise ConfigurationError(

@@ -15,6 +15,8 @@ from backfill_platform.errors import ConfigurationError
 from backfill_platform.io_managers.spec import TableSpec
 from backfill_platform.settings import API_TAG
 
+PARTITIONS_PER_RUN = "PARTITIONS_PER_RUN"  # every source has this setting; see SourceConfig
+
 
 @dataclass(frozen=True)
 class Option:
@@ -56,6 +58,9 @@ class SourceConfig:
     start: date
     timezone: str  # of the partitions and of automation: the source's, or its TIMEZONE option when it has one
     options: Mapping[str, Any] = field(default_factory=dict)
+    # BACKFILL_<SOURCE>_PARTITIONS_PER_RUN: a ranged backfill becomes runs of this many partitions, which the run
+    # queue spreads over run workers; None: one run for the whole range.
+    partitions_per_run: int | None = None
 
     def __getitem__(self, name: str) -> Any:
         return self.options[name]
@@ -104,7 +109,15 @@ class Source:
             o.name: config.read(config.source_var(self.name, o.name), o.default, o.parse, o.expect, environ)
             for o in self.options
         }
-        return SourceConfig(self.name, start, options.get("TIMEZONE", self.timezone), options)
+        per_run_var = config.source_var(self.name, PARTITIONS_PER_RUN)
+        per_run = (os.environ if environ is None else environ).get(per_run_var, "").strip() and config.read(
+            per_run_var,
+            "",
+            config.parse_positive_int,
+            "a whole number of partitions of at least 1 (unset: one run for the whole range)",
+            environ,
+        )
+        return SourceConfig(self.name, start, options.get("TIMEZONE", self.timezone), options, per_run or None)
 
 
 @dataclass(frozen=True)

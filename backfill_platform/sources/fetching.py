@@ -41,7 +41,7 @@ def fetched_tables(
             *(spec(c, kinds={"postgres"}, deps=[parent.key]) for c in children),
         ],
         can_subset=True,
-        backfill_policy=dg.BackfillPolicy.single_run() if partitions_def is not None else None,
+        backfill_policy=backfill_policy(None) if partitions_def is not None else None,
         pool=source,
         required_resource_keys={source},
     )
@@ -60,6 +60,26 @@ def fetched_tables(
             yield dg.Output(WrittenAlong(parent.qualified), output_name=_output(child))
 
     return _tables
+
+
+def backfill_policy(partitions_per_run: int | None) -> dg.BackfillPolicy:
+    """One run for a whole range (the ledger resumes it day by day), or runs of N partitions that the run queue
+    spreads over run workers side by side, up to the API's limit in dagster.yaml, on the one shared rate budget."""
+    return (
+        dg.BackfillPolicy.single_run()
+        if partitions_per_run is None
+        else dg.BackfillPolicy.multi_run(partitions_per_run)
+    )
+
+
+def with_partitions_per_run(
+    assets: Sequence[dg.AssetsDefinition], partitions_per_run: int | None
+) -> tuple[dg.AssetsDefinition, ...]:
+    """The source's partitioned assets with its PARTITIONS_PER_RUN policy (applied at load, for every source)."""
+    if partitions_per_run is None:
+        return tuple(assets)
+    policy = backfill_policy(partitions_per_run)
+    return tuple(a.with_attributes(backfill_policy=policy) if a.backfill_policy is not None else a for a in assets)
 
 
 def require_partitions(context: dg.AssetExecutionContext, partitions_def: dg.PartitionsDefinition) -> None:

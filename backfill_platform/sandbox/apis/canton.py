@@ -140,8 +140,11 @@ def routes(sandbox: Sandbox) -> list[Route]:
         endpoint = api_endpoint("canton", name, handler, sandbox, guard, error_body)
         return Route(f"/canton/api/scan{path}", endpoint, methods=["POST"])
 
+    public = [route("/v2/updates", "v2/updates", updates_v2)]
+    if not sandbox.config.canton_backfilling:  # unrouted: Starlette's own 404, as from a Scan without them
+        return public
     return [
-        route("/v2/updates", "v2/updates", updates_v2),
+        *public,
         route("/v0/backfilling/migration-info", "backfilling/migration-info", migration_info),
         route("/v0/backfilling/updates-before", "backfilling/updates-before", updates_before),
     ]

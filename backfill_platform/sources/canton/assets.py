@@ -56,10 +56,9 @@ def day_pages(
     start = datetime.fromisoformat(key).replace(tzinfo=UTC)
     end = start + timedelta(days=1)
     with client.session.track() as calls:
-        for m in migrations:
-            if m.overlaps(start, end):
-                for page in client.day(m.migration_id, start, end):
-                    yield [update_row(u) for u in page]
+        for m in client.streams(migrations, start, end):
+            for page in client.day(m, start, end):
+                yield [update_row(u) for u in page]
     metadata.update(api_calls=calls.calls, api_http_429=calls.http_429, api_retries=calls.retries)
 
 
