@@ -348,6 +348,7 @@ def _demo(sub: argparse._SubParsersAction) -> None:
 
 def _run_demo(args: argparse.Namespace) -> int:
     """Every source's last N days through the daemon, a table of what landed, then the UI on the same instance."""
+    from backfill_platform.backfills import Progress
     from backfill_platform.runner import run_backfill
 
     if args.days < 1:
@@ -355,7 +356,9 @@ def _run_demo(args: argparse.Namespace) -> int:
     if not args.no_ui:
         require_free_port(args.port, "--port")  # before anything is launched
     _quiet(args.verbose)
-    done = run_backfill(_source_names(), "", "", latest_days=args.days)
+    done = [
+        state for state in run_backfill(_source_names(), "", "", latest_days=args.days) if isinstance(state, Progress)
+    ]
     code = 1 if any(not state.succeeded for state in done) else 0
     print("\n".join(_demo_table(done)))
     print("Re-run it: committed days are replaced atomically and nothing committed is fetched again.")

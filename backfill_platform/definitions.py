@@ -14,5 +14,8 @@ loaded = load()
 defs = dg.Definitions.merge(
     *(source.definitions() for source in loaded),
     automation.definitions(loaded),
-    dg.Definitions(resources={"io_manager": PostgresIOManager()}),
+    # Every run executes its steps in the run worker's own process: per step, the multiprocess executor starts a
+    # process that imports Dagster and loads these definitions again (seconds each on two cores, ~40 s for a run of
+    # one fetch step and its checks), and a run's steps are one fetch (a multi-asset) and its checks anyway.
+    dg.Definitions(resources={"io_manager": PostgresIOManager()}, executor=dg.in_process_executor),
 )

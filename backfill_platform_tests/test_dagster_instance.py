@@ -51,6 +51,14 @@ def test_definitions_validate() -> None:
 
 def test_definitions_object_loads() -> None:
     from backfill_platform.definitions import defs
+    from backfill_platform.sources import load
 
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert keys == {"blaze/transactions", "blaze/transaction_items", "canton/updates", "canton/events"}
+    assert keys == {k.to_user_string() for s in load() for k in s.asset_keys}
+    assert {
+        "blaze/transactions",
+        "canton/events",
+        "racing/horses",
+        "alpaca/bars_1day",
+        "stacks/wallet_transactions",
+    } <= keys

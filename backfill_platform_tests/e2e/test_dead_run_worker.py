@@ -26,7 +26,7 @@ from backfill_platform_tests.sources.helpers import committed, daemon_environmen
 
 def _worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
     for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.ENGINE_EVENT).records:
-        found = re.search(r"parent process \(pid: (\d+)\)", record.event_log_entry.user_message)
+        found = re.search(r"(?:parent process|steps in process) \(pid: (\d+)\)", record.event_log_entry.user_message)
         if found:
             return int(found.group(1))
     return None
