@@ -22,7 +22,7 @@ FIRST = datetime(2024, 12, 8, tzinfo=UTC)  # six days across the overlap of migr
 def test_every_source_reads_the_setting_and_defaults_to_one_run_per_range() -> None:
     env = {f"BACKFILL_{s.name.upper()}_PARTITIONS_PER_RUN": "3" for s in SOURCES[1:]}
     for source in load(env):
-        policies = {a.backfill_policy for a in source.assets}
+        policies = {a.backfill_policy for a in source.assets if a.partitions_def is not None}  # masters: none
         expected = dg.BackfillPolicy.single_run() if source.name == SOURCES[0].name else dg.BackfillPolicy.multi_run(3)
         assert policies == {expected}, source.name
     with pytest.raises(ConfigurationError, match=r"^BACKFILL_BLAZE_PARTITIONS_PER_RUN='0' is not a whole number"):
