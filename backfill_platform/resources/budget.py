@@ -147,7 +147,7 @@ class RateBudget:
     when the call is over (answered or failed)."""
 
     def __init__(
-        self, dsn: str, budget: str, windows: tuple[Window, ...], guard_s: float = 0.02, lease_s: float = 60.0
+        self, dsn: str, budget: str, windows: tuple[Window, ...], guard_s: float = 0.005, lease_s: float = 60.0
     ) -> None:
         self.dsn, self.budget, self.windows = dsn, budget, windows
         # Each slot is held a little longer than its period: a margin on top of the completion stamp.
