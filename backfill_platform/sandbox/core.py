@@ -164,12 +164,13 @@ class TokenBucket:
         return True, 0.0
 
 
-FAULT_KINDS = ("status", "slow", "drop", "truncated", "malformed")
+FAULT_KINDS = ("status", "slow", "slow_body", "drop", "truncated", "malformed")
 
 
 @dataclass
 class Fault:
-    """One injected misbehaviour: a status, a slow answer, a cut connection, half a body, or broken JSON."""
+    """One injected misbehaviour: a status, a slow answer, a body slow to come down after its headers (a large page on
+    a slow link), a cut connection, half a body, or broken JSON."""
 
     kind: str
     status: int = 503
@@ -244,6 +245,20 @@ class BrokenResponse(Response):
         await send({"type": "http.response.body", "body": self.body[: int(len(self.body) * self.fraction)]})
 
 
+class SlowBodyResponse(Response):
+    """Sends the status line and headers at once, and the body `seconds` later."""
+
+    def __init__(self, content: bytes, status: int, seconds: float) -> None:
+        super().__init__(content, status_code=status, media_type=JSON)
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": b"", "more_body": True})
+        await asyncio.sleep(self.seconds)
+        await send({"type": "http.response.body", "body": self.body})
+
+
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type=JSON, headers=headers)
 
@@ -314,6 +329,9 @@ def api_endpoint(
             if fault.kind == "slow":
                 await asyncio.sleep(fault.seconds)
         response = await handler(request, sandbox)
+        if fault is not None and fault.kind == "slow_body":
+            sandbox.stats.add(api, route, str(response.status_code))
+            return SlowBodyResponse(bytes(response.body), response.status_code, fault.seconds)
         if fault is not None and fault.kind in ("drop", "truncated", "malformed"):
             # Starlette types Response.body as bytes | memoryview; the handlers here always render bytes.
             body = bytes(response.body)

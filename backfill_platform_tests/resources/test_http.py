@@ -159,6 +159,24 @@ def test_budget_keeps_the_sandbox_free_of_429s(sandbox, db_url) -> None:
     assert session.metrics.snapshot()["budget_wait_s"] >= 2.0  # 7 calls at 2/s cannot all go at once
 
 
+def test_a_slot_is_free_once_the_headers_arrive_not_after_the_body(sandbox, db_url) -> None:
+    """The server has counted a call by the time its headers arrive: a body that takes 1 s to come down (a large page
+    on a slow link) must not hold the rate budget's slot for that second."""
+    sandbox.faults("racing", {"scripted": [{"kind": "slow_body", "seconds": 1.0}]})
+    session = RacingApi(
+        base_url=f"{sandbox.origin}/racing",
+        rate="2/s",
+        username=CFG.racing_username,
+        password=CFG.racing_password,
+    ).session()
+    started = time.monotonic()
+    assert session.get("/v1/courses/regions")  # the whole body, decoded
+    assert time.monotonic() - started >= 1.0
+    held = session.metrics.snapshot()["slot_held_s"]
+    assert held < 0.5, f"the slot was held {held:.2f} s: it was released after the body, not at the headers"
+    assert sandbox.stats()["routes"]["racing courses/regions"]["fault_slow_body"] == 1
+
+
 def test_bad_base_url_is_a_configuration_error() -> None:
     from backfill_platform.errors import ConfigurationError
 
