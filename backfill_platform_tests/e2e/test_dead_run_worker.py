@@ -42,8 +42,9 @@ def test_sigkilled_run_worker_is_failed_freed_retried_and_resumed(sandbox, db_ur
     days = [first + timedelta(days=n) for n in range(10)]
     per_day = [len(truth.transactions_for_day(SandboxConfig().seed, d)) for d in days]
     first_window = -(-sum(per_day[:7]) // 100)
-    # the first window's calls answer at once; then every call takes 2 s, so the kill lands in the second window
-    sandbox.faults("blaze", {"scripted": [{"kind": "slow", "seconds": 2, "times": 100, "after": first_window}]})
+    # the first window's calls answer at once; the next 6 take 2 s each, so the kill (within a second of the first
+    # window's commit) lands in the second window, 12 s before it could commit; the retry's calls are then fast
+    sandbox.faults("blaze", {"scripted": [{"kind": "slow", "seconds": 2, "times": 6, "after": first_window}]})
     saved = {k: os.environ.get(k) for k in ("DAGSTER_HOME",)}
     os.environ["DAGSTER_HOME"] = str(home)
     try:
