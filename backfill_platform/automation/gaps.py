@@ -15,6 +15,7 @@ from datetime import datetime, time
 import dagster as dg
 
 from backfill_platform.automation.jobs import AUTOMATION_TAG, LANE_TAG, Lane
+from backfill_platform.automation.members import Short, short
 from backfill_platform.automation.scope import FAILED_PARTITIONS
 from backfill_platform.automation.settings import GapSettings
 from backfill_platform.automation.windows import day_of, due, existing_keys, latest_final_index
@@ -35,6 +36,7 @@ class Survey:
     gaps: list[str] = field(default_factory=list)  # missing, failed or suspect, not busy, in partition order
     failed: int = 0
     suspect: int = 0
+    short_members: int = 0  # committed, but lacking a configured member (or holding one unsettled): also suspect
     busy: int = 0  # in a run that is queued or running
     in_flight_runs: int = 0  # this sensor's runs queued or running
     attempts: dict[str, int] = field(default_factory=dict)  # finished gap runs per partition (for run keys)
@@ -93,7 +95,9 @@ def survey(
                 seen.attempts[key] = seen.attempts.get(key, 0) + 1
     held = {k: [commits[a][k] for a in assets if k in commits[a]] for k in keys if k not in busy}
     complete = {k: c for k, c in held.items() if len(c) == len(assets)}
-    suspects = set(suspect_partitions(instance, lane, complete))
+    wanted = lane.source.members
+    members = short(dsn, assets, list(complete), wanted) if wanted is not None else Short()
+    suspects = set(suspect_partitions(instance, lane, complete, members))
     # Dagster's view (FAILED, IN_PROGRESS: runs launched from the UI carry no API tag) for what is not complete;
     # asking only about those keeps a tick over years of complete history cheap.
     ask = [k for k in held if k not in complete or k in suspects]
@@ -106,7 +110,9 @@ def survey(
             suspects.discard(key)
             continue
         seen.gaps.append(key)
-        if key in suspects:
+        if key in members.lacking or (key in members.unsettled and key in suspects):
+            seen.short_members += 1
+        elif key in suspects:
             seen.suspect += 1
         elif any(s.get(key) == failed for s in statuses):
             seen.failed += 1
@@ -114,24 +120,32 @@ def survey(
     return seen
 
 
-def suspect_partitions(instance: dg.DagsterInstance, lane: Lane, held: Mapping[str, list[Commit]]) -> list[str]:
-    """Committed partitions to fetch again: zero rows where the source expects rows, or named by a failed check
-    after their commit. One refetch each: what a gap run committed stays, even if it is still suspect."""
+def suspect_partitions(
+    instance: dg.DagsterInstance, lane: Lane, held: Mapping[str, list[Commit]], members: Short
+) -> list[str]:
+    """Committed partitions to fetch again: lacking a configured member (always: the run fetches just that
+    member); zero rows where the source expects rows, named by a failed check after their commit, or holding a
+    member's rows unsettled — those once each: what a gap run committed stays, even if it is still suspect."""
     rows_expected = lane.source.source.automation.rows_expected
     by_checks = failed_by_checks(instance, lane)
+    lacking = [key for key in held if key in members.lacking]
     maybe = {
         key: commits
         for key, commits in held.items()
-        if (sum(c.rows for c in commits) == 0 and rows_expected(day_of(key)))
-        or (key in by_checks and max(c.committed_at.timestamp() for c in commits) < by_checks[key])
+        if key not in members.lacking
+        and (
+            (sum(c.rows for c in commits) == 0 and rows_expected(day_of(key)))
+            or (key in by_checks and max(c.committed_at.timestamp() for c in commits) < by_checks[key])
+            or key in members.unsettled
+        )
     }
     if not maybe:
-        return []
+        return lacking
     run_ids = sorted({c.run_id for commits in maybe.values() for c in commits})
     by_gaps = {
         r.run_id for r in instance.get_runs(dg.RunsFilter(run_ids=run_ids)) if r.tags.get(AUTOMATION_TAG) == GAPS
     }
-    return [k for k, commits in maybe.items() if not any(c.run_id in by_gaps for c in commits)]
+    return lacking + [k for k, commits in maybe.items() if not any(c.run_id in by_gaps for c in commits)]
 
 
 @dataclass(frozen=True)
@@ -165,7 +179,15 @@ def describe(seen: Survey, requested: int, waiting: int) -> str:
     shown = format_ranges(spans[:SHOWN_RANGES]) + (f", … ({len(spans) - SHOWN_RANGES} more)" if len(spans) > 6 else "")
     text = f"{seen.complete:,} of {len(seen.keys):,} partitions complete"
     text += f", {len(spans):,} gap{'s' if len(spans) != 1 else ''}: {shown}" if spans else ", no gaps"
-    kinds = [f"{n:,} {what}" for n, what in ((seen.failed, "failed"), (seen.suspect, "suspect")) if n]
+    kinds = [
+        f"{n:,} {what}"
+        for n, what in (
+            (seen.failed, "failed"),
+            (seen.suspect, "suspect"),
+            (seen.short_members, "lacking configured members"),
+        )
+        if n
+    ]
     if kinds:
         text += f" ({', '.join(kinds)})"
     if seen.busy:

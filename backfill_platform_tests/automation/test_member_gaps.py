@@ -1,0 +1,88 @@
+"""A wallet added to the configuration: the committed days that lack it are gaps, coalesced into ranges; the gap run
+walks only the new wallet, and then the days are complete."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+
+import dagster as dg
+import pytest
+
+from backfill_platform.automation import gaps, sensors, settings
+from backfill_platform.automation.jobs import Lane, lanes
+from backfill_platform.sources import load, named
+from backfill_platform_tests.automation.test_sensors import ranges, tick
+from backfill_platform_tests.sources.helpers import drop_schemas
+from backfill_platform_tests.sources.stacks_fixtures import BUSY, pages, range_tags, resources, truth, wallet_assets
+
+A, B, C = BUSY
+V3 = "stacks v3/principals/transactions"
+FIRST = date(2026, 10, 22)
+
+
+def day(n: int) -> date:
+    return date(2026, 10, n)
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+def gap_sensor(wallets: tuple[str, ...]) -> tuple[Lane, settings.AutomationSettings, dg.SensorDefinition]:
+    environ = {
+        "BACKFILL_STACKS_START": FIRST.isoformat(),
+        "BACKFILL_STACKS_WALLETS": ",".join(wallets),
+        "BACKFILL_STACKS_GAPS_FROM": day(22).isoformat(),
+        "BACKFILL_STACKS_GAPS_TO": day(26).isoformat(),
+        "BACKFILL_STACKS_GAPS_PER_TICK": "5",
+        "BACKFILL_STACKS_GAPS_IN_FLIGHT": "5",
+    }
+    loaded = named("stacks", load(environ))
+    [lane] = lanes(loaded)
+    cfg = settings.read(loaded, environ)
+    return lane, cfg, sensors.build_sensor(lane, lane.job(), cfg)
+
+
+def gap_run(instance: dg.DagsterInstance, res: dict, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+    """The requested run as the daemon would launch it (its tags), with C now configured."""
+    return dg.materialize(wallet_assets((A, B, C)), resources=res, instance=instance, tags=dict(request.tags))
+
+
+def v3_calls(sandbox) -> int:
+    return sandbox.stats()["routes"].get(V3, {}).get("requests", 0)
+
+
+def test_days_lacking_a_new_wallet_are_asked_for_and_the_run_walks_only_it(sandbox, db_url, instance) -> None:
+    drop_schemas(db_url, "stacks")
+    res = resources(sandbox.origin, db_url)
+    for wallets, first, last in (((A, B, C), 22, 22), ((A, B), 23, 23), ((A, B, C), 24, 24), ((A, B), 25, 26)):
+        run = dg.materialize(
+            wallet_assets(wallets), resources=res, instance=instance, tags=range_tags(day(first), day(last))
+        )
+        assert run.success
+    # With the list as committed, every day is complete; with C added, the days without it are gaps.
+    assert tick(instance, gap_sensor((A, B))[2])[0] == []
+    lane, cfg, sensor = gap_sensor((A, B, C))
+    requests, _, cursor = tick(instance, sensor)
+    assert ranges(requests) == [("2026-10-23", "2026-10-23"), ("2026-10-25", "2026-10-26")]
+    assert cursor is not None and json.loads(cursor)["lacking_members"] == 3
+    seen = gaps.survey(instance, db_url, lane, cfg.gaps, datetime.now(UTC), cfg.schedule.time_of_day)
+    assert gaps.plan(seen, cfg.gaps).message == (
+        "2 of 5 partitions complete, 2 gaps: 2026-10-23, 2026-10-25..2026-10-26 (3 lacking configured members); "
+        "2 requested, 0 waiting"
+    )
+
+    sandbox.reset()
+    assert gap_run(instance, res, requests[0]).success
+    assert v3_calls(sandbox) == pages(C, day(23), day(23))  # only C is walked; A and B are held already
+    assert truth(C, day(23), day(23))  # C has transactions that day: the count above is of a real walk
+    requests, _, _ = tick(instance, sensor)
+    assert ranges(requests) == [("2026-10-25", "2026-10-26")]
+    assert gap_run(instance, res, requests[0]).success
+    nothing, message, cursor = tick(instance, sensor)
+    assert nothing == [] and message == "5 of 5 partitions complete, no gaps"
+    assert cursor is not None and json.loads(cursor)["lacking_members"] == 0
