@@ -8,11 +8,13 @@ which a partition status does not show until they start).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
 
 import dagster as dg
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from backfill_platform.automation.jobs import AUTOMATION_TAG, LANE_TAG, Lane
 from backfill_platform.automation.members import Short, short
@@ -24,6 +26,7 @@ from backfill_platform.settings import API_TAG
 from backfill_platform.status import Commit, compact_ranges, format_ranges, latest_commits
 
 GAPS = "gaps"
+FAILED = AssetCheckExecutionRecordStatus.FAILED
 SHOWN_RANGES = 6
 
 
@@ -55,11 +58,17 @@ def window_keys(lane: Lane, gaps: GapSettings, now: datetime, time_of_day: time)
 
 
 def failed_by_checks(instance: dg.DagsterInstance, lane: Lane) -> dict[str, float]:
-    """Partitions named by each check's latest failed evaluation, with when it failed."""
+    """Partitions whose check failed, with when: a partitioned check's own per-partition status (failed on the
+    latest materialization: after any commit), else the `failed_partitions` of each check's latest evaluation."""
     out: dict[str, float] = {}
     for checks in lane.source.checks:
         for key in checks.check_keys:
             if key.asset_key not in lane.asset_keys:
+                continue
+            if checks.get_spec_for_check_key(key).partitions_def is not None:
+                for info in instance.event_log_storage.get_asset_check_partition_info([key]):
+                    if info.partition_key and info.latest_execution_status == FAILED and info.is_current:
+                        out[info.partition_key] = math.inf
                 continue
             record = instance.get_latest_asset_check_evaluation_record(key)
             event = record.event.dagster_event if record is not None and record.event is not None else None

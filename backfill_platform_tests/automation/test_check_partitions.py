@@ -2,6 +2,7 @@
 partitioned check view reads), through scope.per_partition; an AssetCheckResult of the same run records one
 unpartitioned evaluation."""
 
+import dataclasses
 from collections.abc import Iterator
 
 import dagster as dg
@@ -11,9 +12,13 @@ from dagster._core.storage.asset_check_execution_record import (
     AssetCheckExecutionResolvedStatus,
 )
 
+from backfill_platform.automation import sensors, settings
+from backfill_platform.automation.jobs import lanes
 from backfill_platform.automation.scope import per_partition, run_days
 from backfill_platform.database import database_url
 from backfill_platform.settings import LINEAGE_TAG, RANGE_END_TAG, RANGE_START_TAG
+from backfill_platform.sources import load
+from backfill_platform.sources.blaze import SOURCE
 from backfill_platform.sources.blaze.tables import TRANSACTIONS
 from backfill_platform_tests.sources.helpers import drop_schemas
 from backfill_platform_tests.sources.test_blaze import ALL, CHECKS, resources
@@ -71,3 +76,25 @@ def test_a_ranged_run_records_each_days_check_status(sandbox, db_url) -> None:
         passed = state.subsets[AssetCheckExecutionResolvedStatus.SUCCEEDED].subset_value
         assert list(failed.get_partition_keys()) == ["2024-03-02"]
         assert list(passed.get_partition_keys()) == ["2024-03-01", "2024-03-03"]
+
+        # the gap sensor reads that status: the failed day, and only it, is asked for again
+        sensor = gap_sensor()
+        requests = sensor(dg.build_sensor_context(instance=instance))
+        assert isinstance(requests, dg.SensorResult)
+        assert [(r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in requests.run_requests or []] == [
+            ("2024-03-02", "2024-03-02")
+        ]
+
+
+def gap_sensor() -> dg.SensorDefinition:
+    """Blaze's gap sensor with `has_sales` as its only check, and no day where rows are expected (so the
+    zero-row day is a gap only through the check's per-partition status)."""
+    declared = dataclasses.replace(
+        SOURCE,
+        checks=(has_sales,),
+        automation=dataclasses.replace(SOURCE.automation, rows_expected=lambda day: False),
+    )
+    environ = {"BACKFILL_BLAZE_GAPS_FROM": "2024-03-01", "BACKFILL_BLAZE_GAPS_TO": "2024-03-03"}
+    [loaded] = load(environ, [declared])
+    [lane] = lanes(loaded)
+    return sensors.build_sensor(lane, lane.job(), settings.read(loaded, environ))
