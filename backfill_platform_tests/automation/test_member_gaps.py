@@ -16,7 +16,7 @@ from backfill_platform.automation.jobs import Lane, lanes
 from backfill_platform.sources import load, named
 from backfill_platform.status import compact_ranges
 from backfill_platform_tests.automation.test_sensors import ranges, tick
-from backfill_platform_tests.sources.helpers import drop_schemas
+from backfill_platform_tests.sources.helpers import drop_schemas, partition_metadata
 from backfill_platform_tests.sources.stacks_fixtures import BUSY, pages, range_tags, resources, truth, wallet_assets
 
 A, B, C = BUSY
@@ -119,3 +119,41 @@ def test_days_holding_unsettled_rows_are_fetched_again_once(sandbox, db_url, ins
         assert nothing == [] and message == "5 of 5 partitions complete, no gaps"
     finally:
         sandbox.set_revision("stacks", 0)
+
+
+def test_alpaca_days_lacking_a_new_symbol_are_asked_for_and_the_run_fetches_only_it(sandbox, db_url, instance) -> None:
+    """The ledger records Alpaca's members as symbol|feed|adjustment: the source's declared members match them, so
+    the universe as committed leaves nothing to do, and an added symbol makes exactly the committed range a gap."""
+    from backfill_platform_tests.sources.test_alpaca import resources as alpaca_resources
+    from backfill_platform_tests.sources.test_alpaca import span
+
+    drop_schemas(db_url, "alpaca")
+
+    def lane_of(symbols: str) -> tuple[dg.AssetsDefinition, dg.SensorDefinition]:
+        environ = {
+            "BACKFILL_ALPACA_SYMBOLS": symbols,
+            "BACKFILL_ALPACA_TIMEFRAMES": "1Day",
+            "BACKFILL_ALPACA_GAPS_FROM": "2024-03-04",
+            "BACKFILL_ALPACA_GAPS_TO": "2024-03-08",
+        }
+        loaded = named("alpaca", load(environ))
+        [lane] = lanes(loaded)
+        [bars] = loaded.assets
+        return bars, sensors.build_sensor(lane, lane.job(), settings.read(loaded, environ))
+
+    res = alpaca_resources(sandbox, db_url)
+    before, as_committed = lane_of("AAPL,MSFT")
+    assert dg.materialize(
+        [before], resources=res, instance=instance, tags=span(date(2024, 3, 4), date(2024, 3, 8))
+    ).success
+    assert tick(instance, as_committed)[0] == []
+    after, sensor = lane_of("AAPL,MSFT,NVDA")
+    requests, _, _ = tick(instance, sensor)
+    assert ranges(requests) == [("2024-03-04", "2024-03-08")]
+    sandbox.reset()
+    result = dg.materialize([after], resources=res, instance=instance, tags=dict(requests[0].tags))
+    assert result.success
+    assert sandbox.stats()["routes"]["alpaca stocks/bars"]["requests"] == 1  # one call, all five days
+    assert {m["symbols_requested"] for m in partition_metadata(result, after.key).values()} == {1}  # NVDA alone
+    nothing, message, _ = tick(instance, sensor)
+    assert nothing == [] and message == "5 of 5 partitions complete, no gaps"
