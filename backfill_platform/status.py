@@ -278,9 +278,9 @@ def _holding_every_member(dsn: str, source: LoadedSource, key: dg.AssetKey, held
     """For a table with members (wallets): only partitions where every configured member is committed and settled
     count as materialized; a member added since, or a row not yet final, leaves the partition missing."""
     spec = spec_for(key.path)
-    if spec is None or not spec.member_column or not source.source.members:
+    if spec is None or not spec.member_column or source.members is None:
         return held
-    wanted = set(source.config[source.source.members])
+    wanted = set(source.members)
     full = members_held(dsn, key, list(held))
     return {k: c for k, c in held.items() if wanted <= full.get(k, set())}
 

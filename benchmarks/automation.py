@@ -21,6 +21,7 @@ from backfill_platform.io_managers import ledger
 from backfill_platform.sources import load, named
 
 GAPS = ("2016-03-04", "2016-03-05", "2019-07-19", "2024-05-01")  # four days nothing committed
+SHORT = ("2018-01-02", "2018-01-03", "2021-06-30")  # committed without the last configured member
 
 
 @dataclass
@@ -30,25 +31,32 @@ class TickResult:
     ticks_s: list[float]
     message: str
 
+    source: str = "blaze"
+
     def report(self) -> str:
         return (
-            f"gap sensor over {self.partitions:,} partitions x 2 assets: first tick {self.first_tick_s:.2f} s "
+            f"{self.source} gap sensor over {self.partitions:,} partitions: first tick {self.first_tick_s:.2f} s "
             f"(builds Dagster's status cache), then median {statistics.median(self.ticks_s):.2f} s, "
             f"max {max(self.ticks_s):.2f} s over {len(self.ticks_s)} ticks\n  {self.message}"
         )
 
 
-def seed(instance: dg.DagsterInstance, dsn: str, keys: list[str], assets: list[dg.AssetKey]) -> None:
-    """Every partition committed (ledger) and materialized (Dagster), except GAPS."""
+def seed(
+    instance: dg.DagsterInstance, dsn: str, keys: list[str], assets: list[dg.AssetKey], members: tuple[str, ...] = ()
+) -> None:
+    """Every partition committed (ledger) and materialized (Dagster), except GAPS; with `members`, each commit
+    records them all but on the SHORT days, which lack the last one."""
     held = [k for k in keys if k not in GAPS]
     with psycopg.connect(dsn) as conn:
         ledger.ensure(conn)
         with conn.cursor().copy(
-            "COPY backfill_platform.ledger (asset, partition, lineage, run_id, rows, bytes, seconds) FROM STDIN"
+            "COPY backfill_platform.ledger (asset, partition, lineage, run_id, rows, bytes, seconds, members) "
+            "FROM STDIN"
         ) as copy:
             for key in held:
+                recorded = (list(members[:-1]) if key in SHORT else list(members)) if members else None
                 for asset in assets:
-                    copy.write_row((asset.to_user_string(), key, "bench", "bench", 500, 1, 0.1))
+                    copy.write_row((asset.to_user_string(), key, "bench", "bench", 500, 1, 0.1, recorded))
     # As a run's commits would log them, in batches (one event at a time takes minutes for 8,000)
     entries = [
         EventLogEntry(
@@ -70,13 +78,25 @@ def seed(instance: dg.DagsterInstance, dsn: str, keys: list[str], assets: list[d
         instance.event_log_storage.store_event_batch(entries[i : i + 500])
 
 
-def tick(instance: dg.DagsterInstance, dsn: str, start: str = "2015-11-01", ticks: int = 5) -> TickResult:
-    environ = {"BACKFILL_BLAZE_START": start, "BACKFILL_BLAZE_GAPS_PER_TICK": "2"}
-    loaded = named("blaze", load(environ))
+def tick(
+    instance: dg.DagsterInstance, dsn: str, start: str = "2015-11-01", ticks: int = 5, wallets: int = 0
+) -> TickResult:
+    """Blaze (two assets, no members), or with `wallets` Stacks tracking that many wallets (members per day)."""
+    source = "stacks" if wallets else "blaze"
+    prefix = f"BACKFILL_{source.upper()}"
+    environ = {f"{prefix}_START": start, f"{prefix}_GAPS_PER_TICK": "2"}
+    members: tuple[str, ...] = ()
+    if wallets:
+        from backfill_platform.sandbox.core import SandboxConfig
+        from backfill_platform.sandbox.generators import stacks
+
+        members = stacks.wallets(SandboxConfig().seed, wallets)
+        environ[f"{prefix}_WALLETS"] = ",".join(members)
+    loaded = named(source, load(environ))
     [lane] = lanes(loaded)
     sensor = sensors.build_sensor(lane, lane.job(), settings.read(loaded, environ))
     keys = list(lane.partitions.get_partition_keys())
-    seed(instance, dsn, keys, list(lane.asset_keys))
+    seed(instance, dsn, keys, list(lane.asset_keys), members)
 
     def once() -> tuple[float, str]:
         context = dg.build_sensor_context(instance=instance)
@@ -88,7 +108,7 @@ def tick(instance: dg.DagsterInstance, dsn: str, start: str = "2015-11-01", tick
 
     first, message = once()
     timed = [once()[0] for _ in range(ticks)]
-    return TickResult(len(keys), first, timed, message)
+    return TickResult(len(keys), first, timed, message, source)
 
 
 def days(first: date, n: int) -> list[date]:

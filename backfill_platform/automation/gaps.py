@@ -8,13 +8,16 @@ which a partition status does not show until they start).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
 
 import dagster as dg
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from backfill_platform.automation.jobs import AUTOMATION_TAG, LANE_TAG, Lane
+from backfill_platform.automation.members import Short, short
 from backfill_platform.automation.scope import FAILED_PARTITIONS
 from backfill_platform.automation.settings import GapSettings
 from backfill_platform.automation.windows import day_of, due, existing_keys, latest_final_index
@@ -23,6 +26,7 @@ from backfill_platform.settings import API_TAG
 from backfill_platform.status import Commit, compact_ranges, format_ranges, latest_commits
 
 GAPS = "gaps"
+FAILED = AssetCheckExecutionRecordStatus.FAILED
 SHOWN_RANGES = 6
 
 
@@ -35,6 +39,7 @@ class Survey:
     gaps: list[str] = field(default_factory=list)  # missing, failed or suspect, not busy, in partition order
     failed: int = 0
     suspect: int = 0
+    short_members: int = 0  # committed, but lacking a configured member (or holding one unsettled): also suspect
     busy: int = 0  # in a run that is queued or running
     in_flight_runs: int = 0  # this sensor's runs queued or running
     attempts: dict[str, int] = field(default_factory=dict)  # finished gap runs per partition (for run keys)
@@ -53,11 +58,17 @@ def window_keys(lane: Lane, gaps: GapSettings, now: datetime, time_of_day: time)
 
 
 def failed_by_checks(instance: dg.DagsterInstance, lane: Lane) -> dict[str, float]:
-    """Partitions named by each check's latest failed evaluation, with when it failed."""
+    """Partitions whose check failed, with when: a partitioned check's own per-partition status (failed on the
+    latest materialization: after any commit), else the `failed_partitions` of each check's latest evaluation."""
     out: dict[str, float] = {}
     for checks in lane.source.checks:
         for key in checks.check_keys:
             if key.asset_key not in lane.asset_keys:
+                continue
+            if checks.get_spec_for_check_key(key).partitions_def is not None:
+                for info in instance.event_log_storage.get_asset_check_partition_info([key]):
+                    if info.partition_key and info.latest_execution_status == FAILED and info.is_current:
+                        out[info.partition_key] = math.inf
                 continue
             record = instance.get_latest_asset_check_evaluation_record(key)
             event = record.event.dagster_event if record is not None and record.event is not None else None
@@ -93,7 +104,9 @@ def survey(
                 seen.attempts[key] = seen.attempts.get(key, 0) + 1
     held = {k: [commits[a][k] for a in assets if k in commits[a]] for k in keys if k not in busy}
     complete = {k: c for k, c in held.items() if len(c) == len(assets)}
-    suspects = set(suspect_partitions(instance, lane, complete))
+    wanted = lane.source.members
+    members = short(dsn, assets, list(complete), wanted) if wanted is not None else Short()
+    suspects = set(suspect_partitions(instance, lane, complete, members))
     # Dagster's view (FAILED, IN_PROGRESS: runs launched from the UI carry no API tag) for what is not complete;
     # asking only about those keeps a tick over years of complete history cheap.
     ask = [k for k in held if k not in complete or k in suspects]
@@ -106,7 +119,9 @@ def survey(
             suspects.discard(key)
             continue
         seen.gaps.append(key)
-        if key in suspects:
+        if key in members.lacking or (key in members.unsettled and key in suspects):
+            seen.short_members += 1
+        elif key in suspects:
             seen.suspect += 1
         elif any(s.get(key) == failed for s in statuses):
             seen.failed += 1
@@ -114,24 +129,32 @@ def survey(
     return seen
 
 
-def suspect_partitions(instance: dg.DagsterInstance, lane: Lane, held: Mapping[str, list[Commit]]) -> list[str]:
-    """Committed partitions to fetch again: zero rows where the source expects rows, or named by a failed check
-    after their commit. One refetch each: what a gap run committed stays, even if it is still suspect."""
+def suspect_partitions(
+    instance: dg.DagsterInstance, lane: Lane, held: Mapping[str, list[Commit]], members: Short
+) -> list[str]:
+    """Committed partitions to fetch again: lacking a configured member (always: the run fetches just that
+    member); zero rows where the source expects rows, named by a failed check after their commit, or holding a
+    member's rows unsettled — those once each: what a gap run committed stays, even if it is still suspect."""
     rows_expected = lane.source.source.automation.rows_expected
     by_checks = failed_by_checks(instance, lane)
+    lacking = [key for key in held if key in members.lacking]
     maybe = {
         key: commits
         for key, commits in held.items()
-        if (sum(c.rows for c in commits) == 0 and rows_expected(day_of(key)))
-        or (key in by_checks and max(c.committed_at.timestamp() for c in commits) < by_checks[key])
+        if key not in members.lacking
+        and (
+            (sum(c.rows for c in commits) == 0 and rows_expected(day_of(key)))
+            or (key in by_checks and max(c.committed_at.timestamp() for c in commits) < by_checks[key])
+            or key in members.unsettled
+        )
     }
     if not maybe:
-        return []
+        return lacking
     run_ids = sorted({c.run_id for commits in maybe.values() for c in commits})
     by_gaps = {
         r.run_id for r in instance.get_runs(dg.RunsFilter(run_ids=run_ids)) if r.tags.get(AUTOMATION_TAG) == GAPS
     }
-    return [k for k, commits in maybe.items() if not any(c.run_id in by_gaps for c in commits)]
+    return lacking + [k for k, commits in maybe.items() if not any(c.run_id in by_gaps for c in commits)]
 
 
 @dataclass(frozen=True)
@@ -165,7 +188,15 @@ def describe(seen: Survey, requested: int, waiting: int) -> str:
     shown = format_ranges(spans[:SHOWN_RANGES]) + (f", … ({len(spans) - SHOWN_RANGES} more)" if len(spans) > 6 else "")
     text = f"{seen.complete:,} of {len(seen.keys):,} partitions complete"
     text += f", {len(spans):,} gap{'s' if len(spans) != 1 else ''}: {shown}" if spans else ", no gaps"
-    kinds = [f"{n:,} {what}" for n, what in ((seen.failed, "failed"), (seen.suspect, "suspect")) if n]
+    kinds = [
+        f"{n:,} {what}"
+        for n, what in (
+            (seen.failed, "failed"),
+            (seen.suspect, "suspect"),
+            (seen.short_members, "lacking configured members"),
+        )
+        if n
+    ]
     if kinds:
         text += f" ({', '.join(kinds)})"
     if seen.busy:

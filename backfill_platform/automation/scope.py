@@ -3,11 +3,14 @@ table. A ranged run's range, a single-partition run's key, else (a check launche
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,  # not exported; without it the evaluation counts stale
+)
 
 from backfill_platform.settings import RANGE_END_TAG, RANGE_START_TAG
 
@@ -43,3 +46,38 @@ def result(days: Sequence[date], bad: dict[str, Any], **metadata: Any) -> dg.Ass
             **metadata,
         },
     )
+
+
+def per_partition(
+    context: dg.AssetCheckExecutionContext, days: Sequence[date], bad: dict[str, Any], **metadata: Any
+) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
+    """One evaluation per day of the run, for a check declared with its asset's partitions_def: the UI and
+    `get_asset_check_partition_info` then show each day's status, where an AssetCheckResult of a ranged run
+    records one unpartitioned evaluation (Dagster takes its partition only from a one-partition run's key).
+
+    Each evaluation names the materialization it checked (else Dagster's check state counts it stale and shows
+    nothing); the step's own output is an empty Output."""
+    [spec] = context.check_specs
+    instance = context.instance
+    for day in days:
+        key = day.isoformat()
+        found = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=spec.asset_key, asset_partitions=[key]), limit=1
+        ).records
+        target = (
+            AssetCheckEvaluationTargetMaterializationData(
+                storage_id=found[0].storage_id, run_id=found[0].event_log_entry.run_id, timestamp=found[0].timestamp
+            )
+            if found
+            else None
+        )
+        yield dg.AssetCheckEvaluation(
+            asset_key=spec.asset_key,
+            check_name=spec.name,
+            passed=key not in bad,
+            partition=key,
+            target_materialization_data=target,
+            blocking=spec.blocking,
+            metadata={**({"details": dg.MetadataValue.json(bad[key])} if key in bad else {}), **metadata},
+        )
+    yield dg.Output(None, output_name=context.op_def.output_defs[0].name)

@@ -55,6 +55,7 @@ def build_sensor(lane: Lane, job: dg.UnresolvedAssetJobDefinition, cfg: Automati
                 "partitions": len(seen.keys),
                 "complete": seen.complete,
                 "gaps": len(seen.gaps),
+                "lacking_members": seen.short_members,
                 "busy": seen.busy,
                 "requested": [f"{a}...{b}" for a, b in todo.ranges],
                 "waiting": todo.waiting,

@@ -88,9 +88,11 @@ class Source:
     checks: Sequence[dg.AssetChecksDefinition] | ChecksFactory
     automation: Automation
     options: tuple[Option, ...] = ()
-    # The Option listing the members of a table with a member_column (e.g. "WALLETS"): status counts a partition
-    # materialized only when each of them is committed and settled there.
-    members: str | None = None
+    # Who a partition holds (MemberBatches): the Option listing them (e.g. "WALLETS"), or a function of the config
+    # giving the ids the ledger records (e.g. symbol|feed|adjustment). Status counts a partition of a table with a
+    # member_column materialized only when each is committed and settled there; the gap sensor refetches a
+    # committed partition that lacks one.
+    members: str | Callable[[SourceConfig], Sequence[str]] | None = None
 
     @property
     def tags(self) -> dict[str, str]:
@@ -141,6 +143,14 @@ class LoadedSource:
     def checks(self) -> list[dg.AssetChecksDefinition]:
         declared = self.source.checks
         return list(declared(self.config) if callable(declared) else declared)
+
+    @property
+    def members(self) -> tuple[str, ...] | None:
+        """The configured members, as the ledger records them (None: the source's partitions hold no members)."""
+        declared = self.source.members
+        if declared is None:
+            return None
+        return tuple(declared(self.config) if callable(declared) else self.config[declared])
 
     def partitions_of(self, key: dg.AssetKey) -> dg.PartitionsDefinition | None:
         """An asset's own partitions: the source's, a later-starting set (Racing's racecards), or none (a master)."""

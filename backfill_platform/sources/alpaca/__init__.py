@@ -14,6 +14,11 @@ def weekday(day: date) -> bool:
     return day.weekday() < 5
 
 
+def members(cfg: SourceConfig) -> list[str]:
+    """What each day's ledger commit records: every configured symbol with the feed and adjustment."""
+    return [assets.member(s, cfg["FEED"], cfg["ADJUSTMENT"]) for s in cfg["SYMBOLS"]]
+
+
 def resource(cfg: SourceConfig) -> AlpacaApi:
     return AlpacaApi(key_id=dg.EnvVar("BACKFILL_ALPACA_KEY_ID"), secret_key=dg.EnvVar("BACKFILL_ALPACA_SECRET_KEY"))
 
@@ -62,4 +67,5 @@ SOURCE = Source(
         Option("BUFFER_BARS", settings.BUFFER_BARS, config.parse_positive_int, "a whole number of bars of at least 1"),
         Option("MIN_SYMBOL_SHARE", settings.MIN_SYMBOL_SHARE, symbols.parse_share, "a share between 0 and 1"),
     ),
+    members=members,
 )
