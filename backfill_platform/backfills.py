@@ -155,8 +155,8 @@ class Progress:
     runs: int = 0
     failure: str | None = None
     per_asset: dict[str, dict[str, dict]] = field(default_factory=dict)
-    # per "asset check" label: passed, warning (a failed WARN check) or FAILED, the worst of its evaluations
-    checks: dict[str, str] = field(default_factory=dict)
+    # per "asset check" label: the worst of its evaluations, and on which days (a check of days)
+    checks: dict[str, CheckTally] = field(default_factory=dict)
     seconds: float = 0.0  # from submission to finish, as followed
 
     def asset_figures(self) -> list[tuple[str, int, int, int | None]]:
@@ -280,17 +280,41 @@ def progress(
 _OUTCOMES = ("passed", "warning", "FAILED")
 
 
-def _add_check(checks: dict[str, str], evaluation: Any) -> None:
+@dataclass
+class CheckTally:
+    """One asset check over a backfill: passed, warning (a failed WARN check) or FAILED, the worst of its
+    evaluations; for a check of days, which of the days it checked were not passed."""
+
+    outcome: str = "passed"
+    days: set[str] = field(default_factory=set)
+    bad_days: set[str] = field(default_factory=set)
+
+    def add(self, evaluation: Any) -> None:
+        if evaluation.passed:
+            outcome = "passed"
+        else:
+            warn = getattr(evaluation, "severity", None) == dg.AssetCheckSeverity.WARN
+            outcome = "warning" if warn else "FAILED"
+        self.outcome = max(self.outcome, outcome, key=_OUTCOMES.index)
+        partition = getattr(evaluation, "partition", None)
+        if partition is not None:
+            self.days.add(partition)
+            if not evaluation.passed:
+                self.bad_days.add(partition)
+
+    def __str__(self) -> str:
+        if not self.bad_days:
+            return self.outcome if not self.days else f"{self.outcome} ({len(self.days)} days)"
+        shown = sorted(self.bad_days)
+        listed = ", ".join(shown[:3]) + (f" and {len(shown) - 3} more" if len(shown) > 3 else "")
+        return f"{self.outcome} on {len(shown)} of {len(self.days)} days ({listed})"
+
+
+def _add_check(checks: dict[str, CheckTally], evaluation: Any) -> None:
     """One line per asset check: a check evaluated per partition, or on several runs, shows its worst outcome."""
     asset = getattr(evaluation, "asset_key", None)
     label = f"{asset.to_user_string()} {evaluation.check_name}" if asset is not None else evaluation.check_name
-    if evaluation.passed:
-        outcome = "passed"
-    else:
-        warn = getattr(evaluation, "severity", None) == dg.AssetCheckSeverity.WARN
-        outcome = "warning" if warn else "FAILED"
-    previous = checks.get(label, "passed")
-    checks[label] = max(previous, outcome, key=_OUTCOMES.index)
+    checks.setdefault(label, CheckTally()).add(evaluation)
 
 
 def _add_costs(instance: dg.DagsterInstance, run_id: str, out: Progress) -> None:

@@ -20,8 +20,8 @@ import psycopg
 from psycopg import sql
 
 from backfill_platform.errors import ConfigurationError
-from backfill_platform.io_managers.ledger import UNPARTITIONED, members_held
-from backfill_platform.io_managers.spec import spec_for
+from backfill_platform.io_managers.ledger import UNPARTITIONED
+from backfill_platform.io_managers.members import short
 from backfill_platform.settings import PLATFORM_SCHEMA
 from backfill_platform.sources.contract import LoadedSource
 
@@ -275,14 +275,13 @@ def report(
 
 
 def _holding_every_member(dsn: str, source: LoadedSource, key: dg.AssetKey, held: dict[str, Commit]) -> dict:
-    """For a table with members (wallets): only partitions where every configured member is committed and settled
-    count as materialized; a member added since, or a row not yet final, leaves the partition missing."""
-    spec = spec_for(key.path)
-    if spec is None or not spec.member_column or source.members is None:
+    """For a source with members (wallets, symbols): only partitions where every configured member is committed
+    and settled count as materialized; a member added since, or a row not yet final, leaves the partition missing
+    (the same answer the gap sensor acts on)."""
+    if source.members is None:
         return held
-    wanted = set(source.members)
-    full = members_held(dsn, key, list(held))
-    return {k: c for k, c in held.items() if wanted <= full.get(k, set())}
+    due = short(dsn, [key.to_user_string()], list(held), source.members)
+    return {k: c for k, c in held.items() if k not in due.lacking and k not in due.unsettled}
 
 
 def render(statuses: Sequence[AssetStatus]) -> str:

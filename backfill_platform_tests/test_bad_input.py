@@ -18,7 +18,6 @@ from backfill_platform.errors import ConfigurationError
 from backfill_platform.io_managers.postgres import PostgresIOManager
 from backfill_platform.resources.apis import BlazeApi
 from backfill_platform.sources import load, named
-from backfill_platform.sources.blaze import checks
 from backfill_platform.summary import failure_line
 from backfill_platform_tests.conftest import REPO_ROOT
 from backfill_platform_tests.sources.helpers import drop_schemas
@@ -101,7 +100,7 @@ def test_an_inverted_partition_range_fails_in_one_line_and_writes_nothing(db_url
     sock, api = closed_port_api()
     with sock:
         result = dg.materialize(
-            [*named("blaze", load()).assets, *checks.CHECKS],
+            [*named("blaze", load()).assets, *named("blaze", load()).checks],
             resources={"blaze": api, "io_manager": PostgresIOManager(database_url=db_url)},
             tags=INVERTED_TAGS,
             raise_on_error=False,

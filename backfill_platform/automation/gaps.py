@@ -8,7 +8,6 @@ which a partition status does not show until they start).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
@@ -17,11 +16,10 @@ import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from backfill_platform.automation.jobs import AUTOMATION_TAG, LANE_TAG, Lane
-from backfill_platform.automation.members import Short, short
-from backfill_platform.automation.scope import FAILED_PARTITIONS
 from backfill_platform.automation.settings import GapSettings
 from backfill_platform.automation.windows import day_of, due, existing_keys, latest_final_index
 from backfill_platform.backfills import IN_FLIGHT, range_keys
+from backfill_platform.io_managers.members import Short, short
 from backfill_platform.settings import API_TAG
 from backfill_platform.status import Commit, compact_ranges, format_ranges, latest_commits
 
@@ -57,29 +55,17 @@ def window_keys(lane: Lane, gaps: GapSettings, now: datetime, time_of_day: time)
     return [k for k in keys[: last + 1] if first <= k <= end]
 
 
-def failed_by_checks(instance: dg.DagsterInstance, lane: Lane) -> dict[str, float]:
-    """Partitions whose check failed, with when: a partitioned check's own per-partition status (failed on the
-    latest materialization: after any commit), else the `failed_partitions` of each check's latest evaluation."""
-    out: dict[str, float] = {}
-    for checks in lane.source.checks:
-        for key in checks.check_keys:
-            if key.asset_key not in lane.asset_keys:
-                continue
-            if checks.get_spec_for_check_key(key).partitions_def is not None:
-                for info in instance.event_log_storage.get_asset_check_partition_info([key]):
-                    if info.partition_key and info.latest_execution_status == FAILED and info.is_current:
-                        out[info.partition_key] = math.inf
-                continue
-            record = instance.get_latest_asset_check_evaluation_record(key)
-            event = record.event.dagster_event if record is not None and record.event is not None else None
-            evaluation = event.event_specific_data if event is not None else None
-            if record is None or not isinstance(evaluation, dg.AssetCheckEvaluation) or evaluation.passed:
-                continue
-            named = evaluation.metadata.get(FAILED_PARTITIONS)
-            listed = named.value if isinstance(named, dg.JsonMetadataValue) else None
-            for partition in listed if isinstance(listed, list) else []:
-                out[str(partition)] = max(out.get(str(partition), 0.0), record.create_timestamp)
-    return out
+def failed_by_checks(instance: dg.DagsterInstance, lane: Lane) -> set[str]:
+    """Partitions a check of days failed on their latest materialization (Dagster's per-partition check status, so
+    a partition committed again since counts as unchecked until its check runs)."""
+    keys = [
+        key
+        for checks in lane.source.checks
+        for key in checks.check_keys
+        if key.asset_key in lane.asset_keys and checks.get_spec_for_check_key(key).partitions_def is not None
+    ]
+    infos = instance.event_log_storage.get_asset_check_partition_info(keys) if keys else []
+    return {i.partition_key for i in infos if i.partition_key and i.latest_execution_status == FAILED and i.is_current}
 
 
 def survey(
@@ -144,7 +130,7 @@ def suspect_partitions(
         if key not in members.lacking
         and (
             (sum(c.rows for c in commits) == 0 and rows_expected(day_of(key)))
-            or (key in by_checks and max(c.committed_at.timestamp() for c in commits) < by_checks[key])
+            or key in by_checks
             or key in members.unsettled
         )
     }

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import cached_property
 from typing import Any, NoReturn
 
 import dagster as dg
@@ -14,6 +16,7 @@ from backfill_platform import config
 from backfill_platform.errors import ConfigurationError
 from backfill_platform.io_managers.spec import TableSpec
 from backfill_platform.settings import API_TAG
+from backfill_platform.sources.checks import DailyCheck
 
 PARTITIONS_PER_RUN = "PARTITIONS_PER_RUN"  # every source has this setting; see SourceConfig
 
@@ -68,8 +71,10 @@ class SourceConfig:
 
 PartitionsFactory = Callable[[SourceConfig], dg.TimeWindowPartitionsDefinition]
 AssetsFactory = Callable[[SourceConfig, dg.TimeWindowPartitionsDefinition], Sequence[dg.AssetsDefinition]]
-# Checks on assets that exist only as configured (e.g. one asset per configured timeframe) are built from the config.
-ChecksFactory = Callable[[SourceConfig], Sequence[dg.AssetChecksDefinition]]
+# A source's checks: checks of days (DailyCheck, built with their asset's partitions) or built definitions; those on
+# assets that exist only as configured (e.g. one asset per configured timeframe) come from the config.
+Check = DailyCheck | dg.AssetChecksDefinition
+ChecksFactory = Callable[[SourceConfig, dg.TimeWindowPartitionsDefinition], Sequence[Check]]
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,7 @@ class Source:
     resource: Callable[[SourceConfig], dg.ConfigurableResource]
     partitions: PartitionsFactory
     assets: AssetsFactory
-    checks: Sequence[dg.AssetChecksDefinition] | ChecksFactory
+    checks: Sequence[Check] | ChecksFactory
     automation: Automation
     options: tuple[Option, ...] = ()
     # Who a partition holds (MemberBatches): the Option listing them (e.g. "WALLETS"), or a function of the config
@@ -139,10 +144,13 @@ class LoadedSource:
     def asset_keys(self) -> list[dg.AssetKey]:
         return [key for a in self.assets for key in a.keys]
 
-    @property
+    @cached_property  # built once: the definitions, jobs and sensors must see the same check definitions
     def checks(self) -> list[dg.AssetChecksDefinition]:
         declared = self.source.checks
-        return list(declared(self.config) if callable(declared) else declared)
+        with warnings.catch_warnings():  # partitioned checks are preview: said once in sources/checks.py, not per load
+            warnings.simplefilter("ignore", dg.PreviewWarning)
+            checks = declared(self.config, self.partitions) if callable(declared) else declared
+            return [c.build(self.partitions_of(c.asset)) if isinstance(c, DailyCheck) else c for c in checks]
 
     @property
     def members(self) -> tuple[str, ...] | None:

@@ -1,9 +1,8 @@
-"""A check declared with its asset's partitions records one status per day of a ranged run (what the UI's
-partitioned check view reads), through scope.per_partition; an AssetCheckResult of the same run records one
-unpartitioned evaluation."""
+"""A check of days, built with its asset's partitions, records one status per day of a ranged run (what the UI's
+partitioned check view reads, and what the gap sensor refetches); Blaze's own checks do the same."""
 
 import dataclasses
-from collections.abc import Iterator
+from datetime import date
 
 import dagster as dg
 import psycopg
@@ -14,12 +13,12 @@ from dagster._core.storage.asset_check_execution_record import (
 
 from backfill_platform.automation import sensors, settings
 from backfill_platform.automation.jobs import lanes
-from backfill_platform.automation.scope import per_partition, run_days
 from backfill_platform.database import database_url
 from backfill_platform.settings import LINEAGE_TAG, RANGE_END_TAG, RANGE_START_TAG
 from backfill_platform.sources import load
 from backfill_platform.sources.blaze import SOURCE
 from backfill_platform.sources.blaze.tables import TRANSACTIONS
+from backfill_platform.sources.checks import Findings, daily_check
 from backfill_platform_tests.sources.helpers import drop_schemas
 from backfill_platform_tests.sources.test_blaze import ALL, CHECKS, resources
 
@@ -28,9 +27,8 @@ assert isinstance(PARTITIONS, dg.TimeWindowPartitionsDefinition)
 EMPTY = '{"values": [], "total": 0}'
 
 
-@dg.asset_check(asset=TRANSACTIONS.key, partitions_def=PARTITIONS, description="Each day of the run has sales.")
-def has_sales(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
-    days = run_days(context, lambda: None)
+@daily_check(TRANSACTIONS.key, "Each day of the run has sales.")
+def has_sales(context: dg.AssetCheckExecutionContext, days: list[date]) -> Findings:
     with psycopg.connect(database_url()) as conn:
         counts = dict(
             conn.execute(
@@ -38,7 +36,10 @@ def has_sales(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckE
                 (days,),
             ).fetchall()
         )
-    yield from per_partition(context, days, {d.isoformat(): "no sales" for d in days if not counts.get(d)})
+    return Findings({d.isoformat(): "no sales" for d in days if not counts.get(d)})
+
+
+HAS_SALES = has_sales.build(PARTITIONS)
 
 
 def test_a_ranged_run_records_each_days_check_status(sandbox, db_url) -> None:
@@ -50,20 +51,20 @@ def test_a_ranged_run_records_each_days_check_status(sandbox, db_url) -> None:
     sandbox.reset()
     with dg.instance_for_test() as instance:
         result = dg.materialize(
-            [*ALL, *CHECKS, has_sales],
+            [*ALL, *CHECKS, HAS_SALES],
             resources=resources(sandbox, db_url),
             instance=instance,
             tags={RANGE_START_TAG: "2024-03-01", RANGE_END_TAG: "2024-03-03", **lineage},
         )
         assert result.success
-        mine = [e for e in result.get_asset_check_evaluations() if e.check_name == has_sales.check_key.name]
+        mine = [e for e in result.get_asset_check_evaluations() if e.check_name == has_sales.name]
         evaluations = {e.partition: e.passed for e in mine}
-        # Blaze's own checks return an AssetCheckResult: one evaluation each, with no partition
-        others = [e.partition for e in result.get_asset_check_evaluations() if e not in mine]
-        assert len(others) == len(CHECKS) and set(others) == {None}
         assert evaluations == {"2024-03-01": True, "2024-03-02": False, "2024-03-03": True}
+        # Blaze's own checks are checks of days too: one evaluation per check and day
+        others = sorted((e.check_name, e.partition) for e in result.get_asset_check_evaluations() if e not in mine)
+        assert others == sorted((c.check_key.name, f"2024-03-0{d}") for c in CHECKS for d in (1, 2, 3))
 
-        infos = instance.event_log_storage.get_asset_check_partition_info([has_sales.check_key])
+        infos = instance.event_log_storage.get_asset_check_partition_info([HAS_SALES.check_key])
         by_day = {i.partition_key: (i.latest_execution_status, i.is_current) for i in infos}
         assert by_day == {
             "2024-03-01": (AssetCheckExecutionRecordStatus.SUCCEEDED, True),
@@ -71,7 +72,7 @@ def test_a_ranged_run_records_each_days_check_status(sandbox, db_url) -> None:
             "2024-03-03": (AssetCheckExecutionRecordStatus.SUCCEEDED, True),
         }
         # the state the UI's partitioned check view (GraphQL's AssetCheckState) is built from
-        [state] = instance.event_log_storage.get_asset_check_state([(has_sales.check_key, PARTITIONS)]).values()
+        [state] = instance.event_log_storage.get_asset_check_state([(HAS_SALES.check_key, PARTITIONS)]).values()
         failed = state.subsets[AssetCheckExecutionResolvedStatus.FAILED].subset_value
         passed = state.subsets[AssetCheckExecutionResolvedStatus.SUCCEEDED].subset_value
         assert list(failed.get_partition_keys()) == ["2024-03-02"]

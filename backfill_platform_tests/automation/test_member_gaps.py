@@ -11,6 +11,7 @@ import dagster as dg
 import psycopg
 import pytest
 
+from backfill_platform import status
 from backfill_platform.automation import gaps, sensors, settings
 from backfill_platform.automation.jobs import Lane, lanes
 from backfill_platform.sources import load, named
@@ -150,9 +151,18 @@ def test_alpaca_days_lacking_a_new_symbol_are_asked_for_and_the_run_fetches_only
     after, sensor = lane_of("AAPL,MSFT,NVDA")
     requests, _, _ = tick(instance, sensor)
     assert ranges(requests) == [("2024-03-04", "2024-03-08")]
+    wider = named("alpaca", load({"BACKFILL_ALPACA_SYMBOLS": "AAPL,MSFT,NVDA", "BACKFILL_ALPACA_TIMEFRAMES": "1Day"}))
+
+    def bars_status() -> status.AssetStatus:
+        [found] = status.report(db_url, [wider], "alpaca", date(2024, 3, 4), date(2024, 3, 8), instance)
+        return found
+
+    lacking = bars_status()  # `status` says the same as the sensor: every day lacks NVDA
+    assert (lacking.materialized_count, lacking.missing_count, lacking.complete) == (0, 5, False)
     sandbox.reset()
     result = dg.materialize([after], resources=res, instance=instance, tags=dict(requests[0].tags))
     assert result.success
+    assert (bars_status().materialized_count, bars_status().complete) == (5, True)
     assert sandbox.stats()["routes"]["alpaca stocks/bars"]["requests"] == 1  # one call, all five days
     assert {m["symbols_requested"] for m in partition_metadata(result, after.key).values()} == {1}  # NVDA alone
     nothing, message, _ = tick(instance, sensor)

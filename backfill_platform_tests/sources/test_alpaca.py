@@ -183,9 +183,12 @@ def test_an_unknown_symbol_has_no_rows_and_no_error(sandbox, clean) -> None:
     )
     assert result.success
     assert {s for s, _ in stored(clean, "bars_1day")} == {"AAPL"}
-    share = next(c for c in result.get_asset_check_evaluations() if c.check_name == "symbols_with_bars")
-    assert not share.passed and share.severity == dg.AssetCheckSeverity.WARN  # a warning, the run succeeded
-    assert share.metadata["lowest_share"].value == 0.5
+    shares = [c for c in result.get_asset_check_evaluations() if c.check_name == "symbols_with_bars"]
+    # one evaluation per day, each a warning (the run succeeded): half the universe has bars on every open day
+    assert [c.partition for c in shares] == [f"2024-03-0{d}" for d in range(4, 9)]
+    assert all(not c.passed and c.severity == dg.AssetCheckSeverity.WARN for c in shares)
+    assert {c.metadata["run_lowest_share"].value for c in shares} == {0.5}
+    assert "50.0% of 2 symbols" in str(shares[0].metadata["details"].value)
 
 
 def test_a_429_waits_for_x_ratelimit_reset(sandbox, clean) -> None:
@@ -272,11 +275,13 @@ def test_checks_see_only_the_run_days_and_fail_on_a_bad_bar(sandbox, clean) -> N
             tags=span(day, day),
             selection=dg.AssetSelection.checks_for_assets(asset(source, "bars_1day")),
         )
-        return next(c for c in result.get_asset_check_evaluations() if c.check_name == "ohlc_sane")
+        [found] = [c for c in result.get_asset_check_evaluations() if c.check_name == "ohlc_sane"]
+        assert found.partition == day.isoformat()
+        return found
 
     assert ohlc(date(2024, 3, 5)).passed
     bad = ohlc(date(2024, 3, 4))
-    assert not bad.passed and bad.metadata["insane_bars"].value == 1
+    assert not bad.passed and bad.metadata["run_insane_bars"].value == 1
 
 
 def test_a_refetch_run_asks_again_for_members_already_held(sandbox, clean) -> None:

@@ -12,7 +12,6 @@ from backfill_platform.resources.apis import BlazeApi
 from backfill_platform.sandbox.core import SandboxConfig
 from backfill_platform.sandbox.generators import blaze as truth
 from backfill_platform.sources import load, named
-from backfill_platform.sources.blaze import checks
 from backfill_platform.sources.blaze.tables import TRANSACTION_ITEMS, TRANSACTIONS
 from backfill_platform_tests.sources.helpers import drop_schemas, kill_after_commits, partition_metadata
 
@@ -23,7 +22,7 @@ RANGE = {
     "dagster/asset_partition_range_end": LAST.isoformat(),
 }
 ALL = list(named("blaze", load()).assets)
-CHECKS = list(checks.CHECKS)
+CHECKS = named("blaze", load()).checks
 
 
 def days(first: date = FIRST, last: date = LAST) -> list[date]:
@@ -84,8 +83,10 @@ def test_ten_day_range_lands_ground_truth_with_the_fewest_calls(sandbox, clean) 
     )
     evaluations = result.get_asset_check_evaluations()
     assert all(c.passed for c in evaluations)
-    totals = next(c for c in evaluations if c.check_name == "transactions_match_api_totals")
-    assert totals.metadata["windows_checked"].value == 2 and totals.metadata["days_checked"].value == 10
+    # one evaluation per day of the run (a check of days), each carrying the run's figures
+    totals = [c for c in evaluations if c.check_name == "transactions_match_api_totals"]
+    assert [c.partition for c in totals] == [d.isoformat() for d in days()]
+    assert {(c.metadata["run_windows_checked"].value, c.metadata["run_days"].value) for c in totals} == {(2, 10)}
     # Each partition's page shows that partition: its own rows and its share of the window's calls.
     per_day = partition_metadata(result, TRANSACTIONS.key)
     per_day_items = partition_metadata(result, TRANSACTION_ITEMS.key)

@@ -12,7 +12,6 @@ from backfill_platform.resources.apis import CantonApi
 from backfill_platform.sandbox.core import SandboxConfig
 from backfill_platform.sandbox.generators import canton as truth
 from backfill_platform.sources import load, named
-from backfill_platform.sources.canton import checks
 from backfill_platform.sources.canton.tables import EVENTS
 from backfill_platform_tests.sources.helpers import drop_schemas, kill_after_commits
 
@@ -20,7 +19,7 @@ CFG = SandboxConfig()
 FIRST = datetime(2024, 12, 9, tzinfo=UTC)  # migration 0 ends 2024-12-10 12:00, migration 1 starts 2024-12-10 00:00
 RANGE = {"dagster/asset_partition_range_start": "2024-12-09", "dagster/asset_partition_range_end": "2024-12-11"}
 ALL = list(named("canton", load()).assets)
-CHECKS = list(checks.CHECKS)
+CHECKS = named("canton", load()).checks
 
 
 def resources(origin: str, db_url: str, **kw) -> dict:

@@ -28,7 +28,7 @@ ALL = list(named("racing", load()).assets)
 # Racecards start on 2023-01-23, results on BACKFILL_RACING_START: a run holds one partitions definition.
 DAYS = [a for a in ALL if RACECARDS.key not in a.keys]
 CARDS = [a for a in ALL if RACECARDS.key in a.keys]
-CHECKS = list(checks.CHECKS)
+CHECKS = named("racing", load()).checks
 ENTITY_KEYS = [
     dg.AssetKey(["racing", t])
     for t in ("horses", "jockeys", "trainers", "owners", "sires", "dams", "damsires", "horse_pedigree")
@@ -121,8 +121,11 @@ def test_five_days_land_ground_truth_in_every_table_with_the_fewest_calls(sandbo
     assert requests(sandbox, "results") == math.ceil(len(expected) / 100) == 2
     assert requests(sandbox, "racecards/pro") == len(days())
     assert requests(sandbox, "courses") == requests(sandbox, "courses/regions") == 1
-    evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == len(CHECKS) and all(c.passed for c in evaluations)
+    evaluations = result.get_asset_check_evaluations()  # one per check and day of the run, all passed
+    assert sorted((e.check_name, e.partition) for e in evaluations) == sorted(
+        (c.check_key.name, d.isoformat()) for c in CHECKS for d in days()
+    )
+    assert all(c.passed for c in evaluations)
     # Blank days commit empty partitions; each day's page shows its own races and its share of the chunk's calls.
     per_day = partition_metadata(result, RESULTS.key)
     assert sorted(per_day) == [d.isoformat() for d in days()]
@@ -248,15 +251,16 @@ def test_checks_fail_on_what_they_guard_within_the_run_s_day_only(sandbox, clean
     with psycopg.connect(clean, autocommit=True) as conn:
         conn.execute("DELETE FROM racing.jockeys WHERE id = (SELECT min(jockey_id) FROM racing.runners)")
         conn.execute("DELETE FROM racing.runners WHERE race_id = (SELECT min(race_id) FROM racing.results)")
-    only_checks = dg.AssetSelection.checks(checks.runner_entities_exist, checks.results_have_runners)
+    only_checks = dg.AssetSelection.checks(checks.runner_entities_exist.key, checks.results_have_runners.key)
     # Checks alone are unpartitioned: the run's day comes from the same tag a one-day run carries.
     result = dg.materialize([*DAYS, *CHECKS], selection=only_checks, resources=res, tags={"dagster/partition": day})
     verdicts = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert {e.partition for e in verdicts.values()} == {day}
     assert not verdicts["runner_entities_exist"].passed and not verdicts["results_have_runners"].passed
-    assert verdicts["runner_entities_exist"].metadata["missing_ids"].value["jockeys"] == 1
-    assert verdicts["results_have_runners"].metadata["races_without_runners"].value == 1
+    assert verdicts["runner_entities_exist"].metadata["details"].value["jockeys"] == 1
+    assert verdicts["results_have_runners"].metadata["run_races_without_runners"].value == 1
     other = dg.materialize(
         [*DAYS, *CHECKS], selection=only_checks, resources=res, tags={"dagster/partition": "2024-05-03"}
     )
     elsewhere = {e.check_name: e for e in other.get_asset_check_evaluations()}["results_have_runners"]
-    assert elsewhere.passed and elsewhere.metadata["races"].value == 0  # another day's run does not see this gap
+    assert elsewhere.passed and elsewhere.metadata["run_races"].value == 0  # another day's run does not see this gap

@@ -9,18 +9,16 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 
-from backfill_platform.automation.scope import result, run_days
 from backfill_platform.database import database_url, fetch_one
 from backfill_platform.sources.blaze.tables import TRANSACTION_ITEMS, TRANSACTIONS
+from backfill_platform.sources.checks import Findings, daily_check
 
 WINDOW, TOTAL = "window", "window_api_total"
 
 
-def days_of(context: dg.AssetCheckExecutionContext) -> list[date]:
-    def latest() -> date | None:
-        return fetch_one(sql.SQL("SELECT max(business_date) FROM {}").format(TRANSACTIONS.ident))[0]
-
-    return run_days(context, latest)
+def latest() -> date | None:
+    """The day a check launched without partitions looks at: the newest stored."""
+    return fetch_one(sql.SQL("SELECT max(business_date) FROM {}").format(TRANSACTIONS.ident))[0]
 
 
 def per_day(query: sql.Composed, days: Sequence[date]) -> dict[date, tuple]:
@@ -29,9 +27,8 @@ def per_day(query: sql.Composed, days: Sequence[date]) -> dict[date, tuple]:
         return {row[0]: row[1:] for row in conn.execute(query, {"days": list(days)}).fetchall()}
 
 
-@dg.asset_check(asset=TRANSACTIONS.key, description="No transaction id appears twice (in the run's days).")
-def transactions_unique_ids(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    days = days_of(context)
+@daily_check(TRANSACTIONS.key, "No transaction id appears twice (in the run's days).", latest)
+def transactions_unique_ids(context: dg.AssetCheckExecutionContext, days: list[date]) -> Findings:
     counts = per_day(
         sql.SQL(
             "SELECT business_date, count(*), count(DISTINCT id) FROM {} WHERE business_date = ANY(%(days)s) "
@@ -40,12 +37,11 @@ def transactions_unique_ids(context: dg.AssetCheckExecutionContext) -> dg.AssetC
         days,
     )
     bad = {d.isoformat(): f"{n - distinct} duplicates" for d, (n, distinct) in counts.items() if n != distinct}
-    return result(days, bad, rows=sum(n for n, _ in counts.values()))
+    return Findings(bad, {"rows": sum(n for n, _ in counts.values())})
 
 
-@dg.asset_check(asset=TRANSACTION_ITEMS.key, description="Every item of the run's days belongs to a stored sale.")
-def items_have_transactions(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    days = days_of(context)
+@daily_check(TRANSACTION_ITEMS.key, "Every item of the run's days belongs to a stored sale.", latest)
+def items_have_transactions(context: dg.AssetCheckExecutionContext, days: list[date]) -> Findings:
     orphans = per_day(
         sql.SQL(
             "SELECT i.business_date, count(*) FROM {items} i WHERE i.business_date = ANY(%(days)s) "
@@ -54,7 +50,7 @@ def items_have_transactions(context: dg.AssetCheckExecutionContext) -> dg.AssetC
         days,
     )
     bad = {d.isoformat(): f"{n} orphan items" for d, (n,) in orphans.items()}
-    return result(days, bad, orphan_items=sum(n for (n,) in orphans.values()))
+    return Findings(bad, {"orphan_items": sum(n for (n,) in orphans.values())})
 
 
 def recorded_windows(instance: dg.DagsterInstance, days: Sequence[date]) -> dict[str, dict[str, Any]]:
@@ -87,12 +83,12 @@ def run_days_between(first: date, last: date) -> list[date]:
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
-@dg.asset_check(
-    asset=TRANSACTIONS.key,
-    description="Per fetch window of the run's days, rows in PostgreSQL equal the API's total seen by the fetch.",
+@daily_check(
+    TRANSACTIONS.key,
+    "Per fetch window of the run's days, rows in PostgreSQL equal the API's total seen by the fetch.",
+    latest,
 )
-def transactions_match_api_totals(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    days = days_of(context)
+def transactions_match_api_totals(context: dg.AssetCheckExecutionContext, days: list[date]) -> Findings:
     recorded = recorded_windows(context.instance, days)
     windows = {seen[WINDOW] for seen in recorded.values()}
     # A window's total covers all its days: those outside the run are counted too (at most 6 more).
@@ -120,7 +116,7 @@ def transactions_match_api_totals(context: dg.AssetCheckExecutionContext) -> dg.
             bad.update(
                 {d.isoformat(): f"window {window}: postgres {rows} vs api {total}" for d in members if d in days}
             )
-    return result(days, bad, windows_checked=len(windows), days_unchecked=dg.MetadataValue.json(sorted(unchecked)))
+    return Findings(bad, {"windows_checked": len(windows), "days_unchecked": dg.MetadataValue.json(sorted(unchecked))})
 
 
 CHECKS = (transactions_unique_ids, items_have_transactions, transactions_match_api_totals)

@@ -7,25 +7,25 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 
-from backfill_platform.automation.scope import result, run_days
 from backfill_platform.database import database_url, fetch_one
 from backfill_platform.sources.canton.tables import EVENTS, UPDATES
+from backfill_platform.sources.checks import Findings, daily_check, run_days
 
 DAY = sql.SQL("(record_time AT TIME ZONE 'UTC')::date")
 
 
-def bounds(context: dg.AssetCheckExecutionContext) -> tuple[list[date], dict[str, datetime]]:
-    """The run's days and their record-time bounds [first 00:00 UTC, last + 1 00:00 UTC)."""
+def latest() -> date | None:
+    """The day a check launched without partitions looks at: the newest stored."""
+    (at,) = fetch_one(sql.SQL("SELECT max(record_time) FROM {}").format(UPDATES.ident))
+    return at.astimezone(UTC).date() if at is not None else None
 
-    def latest() -> date | None:
-        (at,) = fetch_one(sql.SQL("SELECT max(record_time) FROM {}").format(UPDATES.ident))
-        return at.astimezone(UTC).date() if at is not None else None
 
-    days = run_days(context, latest)
+def bounds(days: list[date]) -> dict[str, datetime]:
+    """The record-time bounds of the days: [first 00:00 UTC, last + 1 00:00 UTC)."""
     if not days:
-        return [], {"start": datetime.min.replace(tzinfo=UTC), "end": datetime.min.replace(tzinfo=UTC)}
+        return {"start": datetime.min.replace(tzinfo=UTC), "end": datetime.min.replace(tzinfo=UTC)}
     start = datetime.combine(days[0], time(), UTC)
-    return days, {"start": start, "end": datetime.combine(days[-1], time(), UTC) + timedelta(days=1)}
+    return {"start": start, "end": datetime.combine(days[-1], time(), UTC) + timedelta(days=1)}
 
 
 def query(statement: sql.Composed, params: dict[str, datetime]) -> list[tuple]:
@@ -36,9 +36,9 @@ def query(statement: sql.Composed, params: dict[str, datetime]) -> list[tuple]:
 WINDOW = sql.SQL("record_time >= %(start)s AND record_time < %(end)s")
 
 
-@dg.asset_check(asset=UPDATES.key, description="No update id twice and no NULL migration id (in the run's days).")
-def updates_unique_and_migrated(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    days, params = bounds(context)
+@daily_check(UPDATES.key, "No update id twice and no NULL migration id (in the run's days).", latest)
+def updates_unique_and_migrated(context: dg.AssetCheckExecutionContext, days: list[date]) -> Findings:
+    params = bounds(days)
     rows = query(
         sql.SQL(
             "SELECT {day}, count(*), count(DISTINCT update_id), count(*) FILTER (WHERE migration_id IS NULL) "
@@ -51,12 +51,12 @@ def updates_unique_and_migrated(context: dg.AssetCheckExecutionContext) -> dg.As
         for d, n, distinct, nulls in rows
         if n != distinct or nulls
     }
-    return result(days, bad, updates=sum(r[1] for r in rows))
+    return Findings(bad, {"updates": sum(r[1] for r in rows)})
 
 
-@dg.asset_check(asset=EVENTS.key, description="No event id twice; every event's update exists (in the run's days).")
-def events_unique_and_anchored(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    days, params = bounds(context)
+@daily_check(EVENTS.key, "No event id twice; every event's update exists (in the run's days).", latest)
+def events_unique_and_anchored(context: dg.AssetCheckExecutionContext, days: list[date]) -> Findings:
+    params = bounds(days)
     rows = query(
         sql.SQL(
             "SELECT {day}, count(*), count(DISTINCT event_id), "
@@ -70,14 +70,16 @@ def events_unique_and_anchored(context: dg.AssetCheckExecutionContext) -> dg.Ass
         for d, n, distinct, orphans in rows
         if n != distinct or orphans
     }
-    return result(days, bad, events=sum(r[1] for r in rows), orphan_events=sum(r[3] for r in rows))
+    return Findings(bad, {"events": sum(r[1] for r in rows), "orphan_events": sum(r[3] for r in rows)})
 
 
 @dg.asset_check(
     asset=UPDATES.key, description="Per migration, in the run's days: record-time range and count (overlaps expected)."
 )
 def updates_per_migration(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    days, params = bounds(context)
+    """Of the whole run (a migration spans days), so not a check of days."""
+    days = run_days(context, latest)
+    params = bounds(days)
     rows = query(
         sql.SQL(
             "SELECT migration_id, count(*), min(record_time), max(record_time) FROM {t} WHERE {w} GROUP BY 1 ORDER BY 1"
