@@ -67,7 +67,8 @@ class DailyCheck:
 
     def build(self, partitions_def: dg.PartitionsDefinition | None) -> dg.AssetChecksDefinition:
         @dg.asset_check(asset=self.asset, name=self.name, description=self.description, partitions_def=partitions_def)
-        def check(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
+        # Dagster types a check's return as AssetCheckResult; its executor takes the evaluations and Output too.
+        def check(context: dg.AssetCheckExecutionContext) -> Any:
             days = run_days(context, self.latest)
             yield from per_partition(context, self.key, days, self.find(context, days), self.severity)
 
