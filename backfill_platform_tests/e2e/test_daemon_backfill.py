@@ -25,7 +25,7 @@ from backfill_platform.sandbox.server import free_port
 from backfill_platform.sources import SOURCES
 from backfill_platform.sources.alpaca import settings as alpaca_settings
 from backfill_platform_tests.e2e.browser import browser, chromium
-from backfill_platform_tests.e2e.ui import DAYS, LOCATION, RUNS, check_pages, finish, gql, launch, wait
+from backfill_platform_tests.e2e.ui import CHECK_STATUSES, DAYS, LOCATION, RUNS, check_pages, finish, gql, launch, wait
 from backfill_platform_tests.sources import stacks_fixtures
 from backfill_platform_tests.sources.test_alpaca import expected as alpaca_truth
 
@@ -138,6 +138,13 @@ def test_ui_backfills_through_backfill_platform_dev_land_every_source(dev_backfi
     assert wallet_txs == chain and chain
     # one lineage: blaze 2 assets x 3 days, canton 2 x 3, racing 3, alpaca 5 (weekend days commit empty), stacks 3
     assert lineages == [(f"backfill:{backfill_id}", 23)]
+    # the UI shows each check of days per partition: Blaze's checks passed on each backfilled day, none failed
+    node = gql(f"{dev_backfill.ui}/graphql", CHECK_STATUSES, {"key": {"path": ["blaze", "transactions"]}})
+    checks = [c for c in node["assetNodeOrError"]["assetChecksOrError"]["checks"] if c["name"] != "fresh"]
+    assert sorted(c["name"] for c in checks) == ["transactions_match_api_totals", "transactions_unique_ids"]
+    for check in checks:
+        ranges = check["partitionStatuses"]["ranges"]
+        assert [(r["startKey"], r["endKey"], r["status"]) for r in ranges] == [(DAYS[0], DAYS[-1], "SUCCEEDED")]
 
 
 @pytest.mark.e2e

@@ -37,6 +37,15 @@ STATUS = """
 query Status($id: String!) {
   partitionBackfillOrError(backfillId: $id) { __typename ... on PartitionBackfill { status } }
 }"""
+# Each check's per-partition status, as the asset's Checks tab reads it (time partitions: ranges of one status).
+CHECK_STATUSES = """
+query CheckStatuses($key: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $key) {
+    ... on AssetNode { assetChecksOrError { ... on AssetChecks { checks { name
+      partitionStatuses { __typename ... on AssetCheckTimePartitionStatuses { ranges { startKey endKey status } } }
+    } } } }
+  }
+}"""
 LOCATION = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
 
 
