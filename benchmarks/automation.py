@@ -140,9 +140,8 @@ def checks(dsn: str, small_days: int = 10, factor: int = 10, day: str = "2024-07
     from backfill_platform.sandbox.core import SandboxConfig
     from backfill_platform.sandbox.server import SandboxProcess
     from backfill_platform.settings import RANGE_END_TAG, RANGE_START_TAG
-    from backfill_platform.sources.canton import checks as canton_checks
-
-    scan = list(named("canton", load({})).assets)
+    canton = named("canton", load({}))
+    scan, canton_checks = list(canton.assets), canton.checks
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("DROP SCHEMA IF EXISTS canton CASCADE")
         conn.execute("DROP SCHEMA IF EXISTS backfill_platform CASCADE")
@@ -171,8 +170,8 @@ def checks(dsn: str, small_days: int = 10, factor: int = 10, day: str = "2024-07
                 out.whole_table_s.append(time.perf_counter() - started)
             instance = dg.DagsterInstance.ephemeral()
             result = dg.materialize(
-                [*scan, *canton_checks.CHECKS],
-                selection=dg.AssetSelection.checks(*canton_checks.CHECKS),
+                [*scan, *canton_checks],
+                selection=dg.AssetSelection.checks(*canton_checks),
                 resources=resources,
                 tags={"dagster/partition": day},  # a one-day run, as the checks read it
                 instance=instance,
