@@ -57,6 +57,11 @@ def seed(
                 recorded = (list(members[:-1]) if key in SHORT else list(members)) if members else None
                 for asset in assets:
                     copy.write_row((asset.to_user_string(), key, "bench", "bench", 500, 1, 0.1, recorded))
+        # as the ledger keeps them: distinct and sorted (in the database's collation)
+        conn.execute(
+            "UPDATE backfill_platform.ledger SET members = ARRAY(SELECT DISTINCT m FROM unnest(members) m ORDER BY m) "
+            "WHERE members IS NOT NULL"
+        )
     # As a run's commits would log them, in batches (one event at a time takes minutes for 8,000)
     entries = [
         EventLogEntry(
@@ -140,6 +145,7 @@ def checks(dsn: str, small_days: int = 10, factor: int = 10, day: str = "2024-07
     from backfill_platform.sandbox.core import SandboxConfig
     from backfill_platform.sandbox.server import SandboxProcess
     from backfill_platform.settings import RANGE_END_TAG, RANGE_START_TAG
+
     canton = named("canton", load({}))
     scan, canton_checks = list(canton.assets), canton.checks
     with psycopg.connect(dsn, autocommit=True) as conn:

@@ -41,11 +41,14 @@ DO $$ BEGIN
 END $$;
 """).format(schema=sql.Identifier(PLATFORM_SCHEMA), schema_text=sql.Literal(PLATFORM_SCHEMA))
 
-# `members`: who the commit holds (NULL: a table without members). Within a lineage they accumulate, and a member
+# `members`: who the commit holds (NULL: a table without members), kept distinct and sorted (so the gap sensor can
+# compare a commit with the configured members as one array). Within a lineage they accumulate, and a member
 # written again is unsettled only if this commit says so.
 RECORD = sql.SQL("""
 INSERT INTO {schema}.ledger AS l (asset, partition, lineage, run_id, rows, bytes, seconds, members, unsettled)
-VALUES (%(asset)s, %(partition)s, %(lineage)s, %(run_id)s, %(rows)s, %(bytes)s, %(seconds)s, %(members)s,
+VALUES (%(asset)s, %(partition)s, %(lineage)s, %(run_id)s, %(rows)s, %(bytes)s, %(seconds)s,
+        CASE WHEN %(members)s::text[] IS NULL THEN NULL
+            ELSE ARRAY(SELECT DISTINCT m FROM unnest(%(members)s::text[]) m ORDER BY m) END,
         %(unsettled)s)
 ON CONFLICT (asset, partition, lineage) DO UPDATE SET
     run_id = EXCLUDED.run_id, rows = EXCLUDED.rows, bytes = EXCLUDED.bytes, seconds = EXCLUDED.seconds,

@@ -143,12 +143,15 @@ def test_alpaca_days_lacking_a_new_symbol_are_asked_for_and_the_run_fetches_only
         return bars, sensors.build_sensor(lane, lane.job(), settings.read(loaded, environ))
 
     res = alpaca_resources(sandbox, db_url)
-    before, as_committed = lane_of("AAPL,MSFT")
+    before, as_committed = lane_of("MSFT,AAPL")
     assert dg.materialize(
         [before], resources=res, instance=instance, tags=span(date(2024, 3, 4), date(2024, 3, 8))
     ).success
+    with psycopg.connect(db_url) as conn:  # the ledger keeps members sorted: the sensor's one-array comparison
+        recorded = conn.execute("SELECT DISTINCT members FROM backfill_platform.ledger WHERE asset LIKE 'alpaca/%'")
+        assert [r[0] for r in recorded] == [["AAPL|iex|raw", "MSFT|iex|raw"]]
     assert tick(instance, as_committed)[0] == []
-    after, sensor = lane_of("AAPL,MSFT,NVDA")
+    after, sensor = lane_of("NVDA,AAPL,MSFT")
     requests, _, _ = tick(instance, sensor)
     assert ranges(requests) == [("2024-03-04", "2024-03-08")]
     wider = named("alpaca", load({"BACKFILL_ALPACA_SYMBOLS": "AAPL,MSFT,NVDA", "BACKFILL_ALPACA_TIMEFRAMES": "1Day"}))
