@@ -195,7 +195,7 @@ def compare(dsn: str, days: dict[date, list[UpdateRow]]) -> str:
     return message
 
 
-def main(days: int = 5, repeats: int = 3) -> None:
+def main(days: int = 5, repeats: int = 5) -> None:
     dsn = database_url()
     rows, _ = run_rows(dsn, SandboxConfig(scale=10.0), [date(2024, 7, 1) + timedelta(days=d) for d in range(days)])
     grouped = by_day([UpdateRow(*r) for r in rows])
