@@ -18,7 +18,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, LiteralString
 
 import msgspec
 import psycopg
@@ -104,7 +104,7 @@ def by_day(rows: list[UpdateRow]) -> dict[date, list[UpdateRow]]:
     return dict(sorted(days.items()))
 
 
-def _specs(schema: str) -> tuple[Any, Any]:
+def _specs(schema: LiteralString) -> tuple[Any, Any]:
     updates = dataclasses.replace(UPDATES, schema=schema)
     return updates, dataclasses.replace(EVENTS, schema=schema, derived_from=None, columns=_plain(EVENTS))
 
@@ -120,7 +120,9 @@ class Timing:
     python: float = 0.0  # of which building the rows in Python
 
 
-def variant(dsn: str, days: dict[date, list[UpdateRow]], python: bool, schema: str, keep: bool = False) -> Timing:
+def variant(
+    dsn: str, days: dict[date, list[UpdateRow]], python: bool, schema: LiteralString, keep: bool = False
+) -> Timing:
     """Write every day (one transaction each, as the IO manager does) into fresh tables; seconds summed."""
     updates, events = _specs(schema)
     derive = q.insert_select(events, EVENTS.derive_select(q.STAGING))

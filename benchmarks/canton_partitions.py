@@ -23,6 +23,7 @@ import statistics
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import LiteralString
 
 import psycopg
 from psycopg import sql
@@ -53,7 +54,7 @@ def _window(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def create(conn: psycopg.Connection, schema: str, partitioned: bool) -> None:
+def create(conn: psycopg.Connection, schema: LiteralString, partitioned: bool) -> None:
     conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
     conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
     for key in [k for k in _current if k[0] == schema]:
@@ -70,7 +71,7 @@ def create(conn: psycopg.Connection, schema: str, partitioned: bool) -> None:
     conn.execute(f"CREATE INDEX ON {schema}.updates (migration_id, record_time)")
 
 
-def write_today(cur: psycopg.Cursor, schema: str, day: date, rows: list[UpdateRow], timing: Timing) -> None:
+def write_today(cur: psycopg.Cursor, schema: LiteralString, day: date, rows: list[UpdateRow], timing: Timing) -> None:
     """As the IO manager: TEMP staging, COPY, the three checks, DELETE of the day, INSERT."""
     spec = dataclasses.replace(UPDATES, schema=schema)
     start, end = _window(day)
@@ -84,7 +85,7 @@ def write_today(cur: psycopg.Cursor, schema: str, day: date, rows: list[UpdateRo
 
 
 def write_partition(
-    cur: psycopg.Cursor, schema: str, day: date, rows: list[UpdateRow], timing: Timing, check: bool
+    cur: psycopg.Cursor, schema: LiteralString, day: date, rows: list[UpdateRow], timing: Timing, check: bool
 ) -> None:
     """A fresh table for the day, COPY straight in, keys and indexes built, then swapped for the old partition."""
     start, end = _window(day)
@@ -127,7 +128,7 @@ def write_partition(
     _current[schema, day] = table  # (the benchmark's connection is autocommit: a failed day raises and ends the run)
 
 
-Writer = Callable[[psycopg.Cursor, str, date, list[UpdateRow], Timing], None]
+Writer = Callable[[psycopg.Cursor, LiteralString, date, list[UpdateRow], Timing], None]
 
 TODAY = "one table, staging + DELETE + INSERT (today)"
 # Today a first load of >= defer_indexes_from days keeps the key and the record_time index but builds the secondary
@@ -147,7 +148,9 @@ WRITERS: dict[str, tuple[bool, Writer]] = {
 }
 
 
-def variant(dsn: str, days: dict[date, list[UpdateRow]], name: str, replace: bool, keep: str | None = None) -> Timing:
+def variant(
+    dsn: str, days: dict[date, list[UpdateRow]], name: str, replace: bool, keep: LiteralString | None = None
+) -> Timing:
     """Seconds to write every day, one transaction each: into empty tables, or over the same days stored once."""
     partitioned, write = WRITERS[name]
     schema = keep or "bench_part"
