@@ -81,6 +81,10 @@ def test_two_processes_started_at_once_share_one_server(tmp_path: Path) -> None:
         with psycopg.connect(urls.pop()) as conn:
             # One postmaster: both processes reached the same server, and it has exactly one data directory.
             assert conn.execute("SHOW data_directory").fetchone()[0] == str(tmp_path / "shared_home" / "pgdata")
+            # tuned as measured (docs/canton-scale.md), shared_buffers by the restart under the start-up lock
+            (pages,) = conn.execute("SELECT setting::bigint FROM pg_settings WHERE name = 'shared_buffers'").fetchone()
+            assert pages == database.shared_buffers_bytes() >> 13 and pages > 128 * 1024 // 8
+            assert conn.execute("SHOW max_wal_size").fetchone()[0] == "16GB"
         pid_file = tmp_path / "shared_home" / "pgdata" / "postmaster.pid"
         assert pid_file.exists()
     finally:
