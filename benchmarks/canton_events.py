@@ -97,6 +97,12 @@ def event_rows(updates: Iterable[UpdateRow]) -> list[tuple[Any, ...]]:
     return rows
 
 
+def run_days_by_day(dsn: str, days: int) -> dict[date, list[UpdateRow]]:
+    """A benchmark run's own updates of `days` days from 2024-07-01 at scale 10, grouped by UTC day."""
+    rows, _ = run_rows(dsn, SandboxConfig(scale=10.0), [date(2024, 7, 1) + timedelta(days=d) for d in range(days)])
+    return by_day([UpdateRow(*r) for r in rows])
+
+
 def by_day(rows: list[UpdateRow]) -> dict[date, list[UpdateRow]]:
     days: dict[date, list[UpdateRow]] = {}
     for row in rows:
@@ -199,8 +205,7 @@ def compare(dsn: str, days: dict[date, list[UpdateRow]]) -> str:
 
 def main(days: int = 5, repeats: int = 5) -> None:
     dsn = database_url()
-    rows, _ = run_rows(dsn, SandboxConfig(scale=10.0), [date(2024, 7, 1) + timedelta(days=d) for d in range(days)])
-    grouped = by_day([UpdateRow(*r) for r in rows])
+    grouped = run_days_by_day(dsn, days)
     print(compare(dsn, grouped))
     variants: dict[str, Callable[[], Timing]] = {
         "events derived in SQL from staging (today)": lambda: variant(dsn, grouped, False, "bench_ev"),
@@ -216,8 +221,9 @@ def main(days: int = 5, repeats: int = 5) -> None:
     base_total = statistics.median(t.total for t in base)
     base_events = statistics.median(t.events for t in base)
     n_events = sum(len(event_rows(r)) for r in grouped.values())
+    updates = sum(map(len, grouped.values()))
     print(
-        f"{len(rows):,} updates + {n_events:,} events of {len(grouped)} days, one transaction a day, {repeats} "
+        f"{updates:,} updates + {n_events:,} events of {len(grouped)} days, one transaction a day, {repeats} "
         f"repetitions each, in turn; load average (1 min) {min(load):.2f}–{max(load):.2f}"
     )
     for name, timings in times.items():

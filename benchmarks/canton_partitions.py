@@ -31,11 +31,9 @@ from psycopg import sql
 from backfill_platform.database import database_url
 from backfill_platform.io_managers import sql as q
 from backfill_platform.io_managers import writer
-from backfill_platform.sandbox.core import SandboxConfig
 from backfill_platform.sources.canton.assets import UpdateRow
 from backfill_platform.sources.canton.tables import UPDATES
-from benchmarks.canton import run_rows
-from benchmarks.canton_events import by_day
+from benchmarks.canton_events import run_days_by_day
 
 COLUMNS = tuple(UPDATES.column_names)
 _names = itertools.count()
@@ -214,8 +212,7 @@ def compare(dsn: str, days: dict[date, list[UpdateRow]]) -> str:
 
 def main(days: int = 5, repeats: int = 5) -> None:
     dsn = database_url()
-    rows, _ = run_rows(dsn, SandboxConfig(scale=10.0), [date(2024, 7, 1) + timedelta(days=d) for d in range(days)])
-    grouped = by_day([UpdateRow(*r) for r in rows])
+    grouped = run_days_by_day(dsn, days)
     print(compare(dsn, grouped))
     times: dict[tuple[bool, str], list[Timing]] = {
         (r, n): [] for r in (False, True) for n in WRITERS if not (r and n == TODAY_DEFERRED)
@@ -225,8 +222,9 @@ def main(days: int = 5, repeats: int = 5) -> None:
         for replace, name in times:
             times[replace, name].append(variant(dsn, grouped, name, replace))
             load.append(os.getloadavg()[0])
+    updates = sum(map(len, grouped.values()))
     print(
-        f"{len(rows):,} updates of {len(grouped)} days, one transaction a day, {repeats} repetitions each, in turn; "
+        f"{updates:,} updates of {len(grouped)} days, one transaction a day, {repeats} repetitions each, in turn; "
         f"load average (1 min) {min(load):.2f}–{max(load):.2f}"
     )
     for replace in (False, True):
