@@ -171,6 +171,22 @@ def _cols() -> sql.Composable:
     return sql.SQL(", ").join(sql.Identifier(c) for c in EVENT_COLUMNS)
 
 
+def rows_in_one_only(conn: psycopg.Connection, cols: str, table: str, a: str, b: str) -> int:
+    """Rows (as `cols`) of `a.table` missing from `b.table`, plus the other way round: 0 when the two are equal."""
+    query = "SELECT count(*) FROM (SELECT {c} FROM {x}.{t} EXCEPT SELECT {c} FROM {y}.{t}) d"
+    return sum(
+        conn.execute(query.format(c=cols, x=x, y=y, t=table)).fetchone()[0]  # type: ignore[index, arg-type]
+        for x, y in ((a, b), (b, a))
+    )
+
+
+def confirmed(same: bool, message: str) -> str:
+    """The comparison's line; a difference stops the benchmark with it (timing unequal results means nothing)."""
+    if not same:
+        raise SystemExit(message)
+    return message
+
+
 def compare(dsn: str, days: dict[date, list[UpdateRow]]) -> str:
     """Both variants once into two schemas; their events must match in count, keys and every column."""
     variant(dsn, days, python=False, schema="bench_ev_sql", keep=True)
@@ -182,25 +198,17 @@ def compare(dsn: str, days: dict[date, list[UpdateRow]]) -> str:
             return conn.execute(query).fetchone()[0]  # type: ignore[index]
 
         n_sql, n_py = one("SELECT count(*) FROM bench_ev_sql.events"), one("SELECT count(*) FROM bench_ev_py.events")
-        keys = sum(
-            one(f"SELECT count(*) FROM (SELECT event_id FROM {a}.events EXCEPT SELECT event_id FROM {b}.events) x")
-            for a, b in (("bench_ev_sql", "bench_ev_py"), ("bench_ev_py", "bench_ev_sql"))
-        )
-        rows = sum(
-            one(f"SELECT count(*) FROM (SELECT {cols} FROM {a}.events EXCEPT SELECT {cols} FROM {b}.events) x")
-            for a, b in (("bench_ev_sql", "bench_ev_py"), ("bench_ev_py", "bench_ev_sql"))
-        )
+        keys = rows_in_one_only(conn, "event_id", "events", "bench_ev_sql", "bench_ev_py")
+        rows = rows_in_one_only(conn, cols, "events", "bench_ev_sql", "bench_ev_py")
         conn.execute("DROP SCHEMA bench_ev_sql CASCADE")
         conn.execute("DROP SCHEMA bench_ev_py CASCADE")
     same = n_sql == n_py and keys == 0 and rows == 0
     verdict = "EQUAL" if same else "DIFFERENT"
-    message = (
+    return confirmed(
+        same,
         f"events {verdict}: SQL-derived {n_sql:,} rows, Python-built {n_py:,} rows; keys in one and not the other "
-        f"{keys}; rows differing in any column {rows}"
+        f"{keys}; rows differing in any column {rows}",
     )
-    if not same:
-        raise SystemExit(message)
-    return message
 
 
 def main(days: int = 5, repeats: int = 5) -> None:

@@ -33,7 +33,7 @@ from backfill_platform.io_managers import sql as q
 from backfill_platform.io_managers import writer
 from backfill_platform.sources.canton.assets import UpdateRow
 from backfill_platform.sources.canton.tables import UPDATES
-from benchmarks.canton_events import run_days_by_day
+from benchmarks.canton_events import confirmed, rows_in_one_only, run_days_by_day
 
 COLUMNS = tuple(UPDATES.column_names)
 _names = itertools.count()
@@ -194,20 +194,15 @@ def compare(dsn: str, days: dict[date, list[UpdateRow]]) -> str:
             one("SELECT count(*) FROM bench_part_c.updates"),
         )
         parts = one("SELECT count(*) FROM pg_inherits WHERE inhparent = 'bench_part_c.updates'::regclass")
-        differ = sum(
-            one(f"SELECT count(*) FROM (SELECT {cols} FROM {a}.updates EXCEPT SELECT {cols} FROM {b}.updates) x")
-            for a, b in (("bench_part_today", "bench_part_c"), ("bench_part_c", "bench_part_today"))
-        )
+        differ = rows_in_one_only(conn, cols, "updates", "bench_part_today", "bench_part_c")
         conn.execute("DROP SCHEMA bench_part_today CASCADE")
         conn.execute("DROP SCHEMA bench_part_c CASCADE")
     same = n_today == n_c == sum(map(len, days.values())) and differ == 0 and parts == len(days)
-    message = (
+    return confirmed(
+        same,
         f"updates after first load + replace {'EQUAL' if same else 'DIFFERENT'}: today {n_today:,} rows, "
-        f"partitioned {n_c:,} rows in {parts} partitions; rows differing in any column {differ}"
+        f"partitioned {n_c:,} rows in {parts} partitions; rows differing in any column {differ}",
     )
-    if not same:
-        raise SystemExit(message)
-    return message
 
 
 def main(days: int = 5, repeats: int = 5) -> None:
