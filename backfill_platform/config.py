@@ -93,3 +93,8 @@ def base_url(api: str, default: str) -> str:
 def rate(api: str, default: str) -> str:
     """BACKFILL_<API>_RATE, else the API's default budget (parsed by the budget, which names the variable)."""
     return read(source_var(api, "rate"), default, parse_text, "a rate")
+
+
+def strict_budget(api: str) -> bool:
+    """BACKFILL_<API>_STRICT_BUDGET: slots count from the answer, not from the estimated arrival (default off)."""
+    return read(source_var(api, "strict_budget"), "0", parse_bool, "0 or 1")

@@ -126,6 +126,8 @@ class HttpMetrics:
     bytes: int = 0
     # Seconds from sending to the answer's headers, summed: how long calls held their budget slots past the period.
     slot_held_s: float = 0.0
+    # Seconds, summed, that slots were stamped before the answer: the part of the round trip the budget took back.
+    slot_head_start_s: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, **deltas: float) -> None:
@@ -139,6 +141,7 @@ class HttpMetrics:
         data["budget_wait_s"] = round(data["budget_wait_s"], 3)
         data["retry_wait_s"] = round(data["retry_wait_s"], 3)
         data["slot_held_s"] = round(data["slot_held_s"], 3)
+        data["slot_head_start_s"] = round(data["slot_head_start_s"], 3)
         return data
 
     def since(self, before: Mapping[str, float]) -> dict[str, float]:
@@ -292,8 +295,8 @@ class ApiSession:
             raise RetryableError(f"connection failed ({type(exc).__name__})") from None
         finally:  # answered or failed, the server has counted the call by now: its budget slot counts from here
             if budget is not None and claim is not None:
-                budget.release(claim)
-                self._count(slot_held_s=time.monotonic() - sent)
+                head_s = budget.release(claim)
+                self._count(slot_held_s=time.monotonic() - sent, slot_head_start_s=head_s)
         try:
             response.read()
         except httpx.TimeoutException as exc:
@@ -454,7 +457,8 @@ class HttpApiResource(dg.ConfigurableResource):
                 f"{config.source_var(self.API, 'base_url')}={base_url!r} is not an http(s) URL; "
                 "set it to the API's origin, e.g. https://api.example.com"
             )
-        budget = RateBudget(database_url(), budget_key, windows) if self.use_budget else None
+        strict = config.strict_budget(self.API)
+        budget = RateBudget(database_url(), budget_key, windows, strict=strict) if self.use_budget else None
         return ApiSession(
             self.API,
             base_url,

@@ -194,6 +194,9 @@ class FaultPlan:
     # Network latency on the way in: each request of the API reaches it (and is counted) a uniformly drawn
     # (min_s, max_s) seconds late.
     jitter: tuple[float, float] | None = None
+    # The API's own time to answer: each counted request waits a uniformly drawn (min_s, max_s) seconds before its
+    # handler runs (a real API's query time, after its rate limiter has counted the call).
+    delay: tuple[float, float] | None = None
 
     def draw(self, route: str, rng: random.Random) -> Fault | None:
         for fault in self.scripted:
@@ -217,20 +220,24 @@ class FaultPlan:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> FaultPlan:
         scripted = [Fault(**{**f, "body": f["body"].encode()} if f.get("body") else f) for f in raw.get("scripted", [])]
-        jitter = None
-        if raw.get("jitter"):
-            low, high = (float(x) for x in raw["jitter"])
-            if not 0 <= low <= high:
-                raise ValueError(f"jitter {raw['jitter']!r} is not [min_s, max_s] with 0 <= min_s <= max_s")
-            jitter = (low, high)
         return cls(
             scripted=scripted,
             probability=dict(raw.get("probability", {})),
             status_choices=tuple(raw.get("status_choices", (500, 502, 503))),
             slow_seconds=float(raw.get("slow_seconds", 5.0)),
             shift_rows=int(raw.get("shift_rows", 0)),
-            jitter=jitter,
+            jitter=_seconds_range(raw, "jitter"),
+            delay=_seconds_range(raw, "delay"),
         )
+
+
+def _seconds_range(raw: dict[str, Any], name: str) -> tuple[float, float] | None:
+    if not raw.get(name):
+        return None
+    low, high = (float(x) for x in raw[name])
+    if not 0 <= low <= high:
+        raise ValueError(f"{name} {raw[name]!r} is not [min_s, max_s] with 0 <= min_s <= max_s")
+    return (low, high)
 
 
 class BrokenResponse(Response):
@@ -319,6 +326,9 @@ def api_endpoint(
         if refused is not None:
             sandbox.stats.add(api, route, str(refused.status_code))  # a refusal is counted once, under its status
             return refused
+        delay = sandbox.faults[api].delay
+        if delay is not None:  # counted: the API now takes its time to answer
+            await asyncio.sleep(sandbox.rng.uniform(*delay))
         fault = sandbox.faults[api].draw(request.url.path, sandbox.rng)
         if fault is not None:
             sandbox.stats.add(api, route, f"fault_{fault.kind}")

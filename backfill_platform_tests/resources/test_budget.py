@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from backfill_platform.errors import ConfigurationError
-from backfill_platform.resources.budget import RateBudget, Window, parse_rate
+from backfill_platform.resources.budget import ArrivalEstimate, RateBudget, Window, parse_rate
 
 
 def test_parse_rate() -> None:
@@ -53,3 +53,15 @@ def test_processes_share_one_budget(db_url: str) -> None:
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(3)]
     granted = [int(p.communicate(timeout=60)[0]) for p in procs]
     assert sum(granted) == 10
+
+
+def test_the_arrival_estimate_waits_for_its_calls_then_takes_back_the_floor_of_the_round_trips() -> None:
+    estimate = ArrivalEstimate(margin_s=0.01)
+    steady = [0.100 + 0.001 * (i % 7) for i in range(ArrivalEstimate.WARMUP - 1)]
+    assert [estimate.head_start(rt) for rt in steady] == [0.0] * len(steady)  # warming up: stamped at the answer
+    head = estimate.head_start(0.105)
+    assert 0.07 < head < 0.09  # the fastest (0.100) less 6 x the spacing of the 5 fastest (~0.001) less the margin
+    # One answer far faster than all others (a way in faster than ever seen): the fastest round trips are now spread
+    # out, and nothing is taken back.
+    assert estimate.head_start(0.002) == 0.0
+    assert estimate.head_start(0.105) == 0.0

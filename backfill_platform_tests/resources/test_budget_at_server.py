@@ -16,7 +16,9 @@ import httpx
 import psycopg
 import pytest
 
-from backfill_platform.resources.budget import RateBudget, Window
+from backfill_platform.errors import ConfigurationError
+from backfill_platform.resources.apis import BlazeApi
+from backfill_platform.resources.budget import ArrivalEstimate, RateBudget, Window
 from backfill_platform.sandbox.core import SandboxConfig
 
 LIMIT, PERIOD_S = 30, 3.0  # the budget under test: 30 calls per 3 s window
@@ -50,6 +52,47 @@ def test_a_stale_release_leaves_the_next_claim_alone(db_url: str) -> None:
     with psycopg.connect(db_url) as conn:
         row = conn.execute("SELECT used_at FROM backfill_platform.budget_slots WHERE budget = 'stale'").fetchone()
     assert row is not None and row[0] == fresh.stamp
+
+
+def test_the_slot_counts_from_the_estimated_arrival_not_the_answer(db_url: str, sandbox) -> None:
+    """An API that takes 90-100 ms to answer after counting a call: stamping slots at the answer would idle each slot
+    that long every 0.5 s period (0.84 of the rate); counting from the estimated arrival uses ≥ 0.95 of it once the
+    estimate has its 20 calls, and no server window of the period ever holds more than the limit."""
+    limit, period_s, calls, warmup = 2, 0.5, 64, 24
+    sandbox.faults("blaze", {"delay": [0.09, 0.1]})
+    cfg = SandboxConfig()
+    api = BlazeApi(
+        base_url=f"{sandbox.origin}/blaze",
+        rate=f"{limit}/{period_s:g}s",
+        partner_key=cfg.blaze_partner_key,
+        api_key=cfg.blaze_api_key,
+        max_attempts=1,
+    )
+    session = api.session()
+    for _ in range(calls):
+        session.get(TX, QUERY)
+    head = session.metrics.snapshot()["slot_head_start_s"]
+    session.close()
+    answer = httpx.get(f"{sandbox.origin}/_sandbox/arrivals/blaze", params={"window": period_s}).json()
+    arrivals = answer["arrivals"]
+    assert len(arrivals) == calls and answer["busiest"] <= limit
+    spans = [arrivals[i + limit] - arrivals[i] for i in range(len(arrivals) - limit)]
+    assert min(spans) >= period_s
+    settled = spans[warmup:]
+    ratio = period_s / statistics.fmean(settled)
+    print(f"\n{limit}/{period_s:g}s, 90-100 ms answers: {ratio:.3f} x limit after {warmup} calls; head {head:.2f} s")
+    assert ratio >= 0.95, f"{ratio:.3f} of the rate: slots idle while the answer is computed"
+    assert head > 0.06 * (calls - ArrivalEstimate.WARMUP)
+
+
+def test_a_strict_budget_counts_from_the_answer(db_url: str, monkeypatch) -> None:
+    monkeypatch.setenv("BACKFILL_BLAZE_STRICT_BUDGET", "1")
+    api = BlazeApi(base_url="http://127.0.0.1:9", rate="2/s", partner_key="p", api_key="k")
+    budget = api.session().budget
+    assert budget is not None and budget.arrivals is None
+    monkeypatch.setenv("BACKFILL_BLAZE_STRICT_BUDGET", "maybe")
+    with pytest.raises(ConfigurationError, match=r"^BACKFILL_BLAZE_STRICT_BUDGET='maybe' is not 0 or 1$"):
+        BlazeApi(base_url="http://127.0.0.1:9", rate="2/s", partner_key="p", api_key="k").session()
 
 
 def _caller(origin: str, times: SynchronizedArray[float], ready: mp.Queue, out: mp.Queue) -> None:
