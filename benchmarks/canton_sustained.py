@@ -33,6 +33,7 @@ from benchmarks.canton import FULL_HISTORY_ROWS, _cpu_by_party
 
 CHUNK_ROWS = 1_000_000
 ROWS_PER_UPDATE = 4.3  # updates + their events, the sandbox's mix (measured: 430k rows from 100k updates)
+WAL_SQL = "SELECT w.wal_bytes, w.wal_fpi, c.num_timed + c.num_requested FROM pg_stat_wal w, pg_stat_checkpointer c"
 SERVER_SETTINGS = ("shared_buffers", "max_wal_size", "checkpoint_timeout", "wal_compression", "synchronous_commit")
 
 
@@ -44,6 +45,11 @@ class Chunk:
     cpu: float  # CPU seconds of PostgreSQL and the platform during the run: a rate that other sessions' load spares
     load: float  # 1-minute load average at the run's end (the machine is shared)
     used: dict[str, float] = field(default_factory=dict)  # CPU seconds by component
+    # The run's write-ahead log (pg_stat_wal deltas) and checkpoints: full-page images grow with the number of
+    # distinct index pages that random keys touch between checkpoints, which is where a growing table costs more.
+    wal_bytes: int = 0
+    wal_fpi: int = 0
+    checkpoints: int = 0
 
     @property
     def rows_s(self) -> float:
@@ -108,7 +114,8 @@ class SustainedResult:
             total += c.rows
             lines.append(
                 f"  run {i + 1:>2}: {c.days} days, {c.rows:,} rows, {c.rows_s:,.0f} rows/s, {c.rows_cpu_s:,.0f} rows "
-                f"per CPU second (tables {total:,}, load {c.load:.1f})"
+                f"per CPU second (tables {total:,}, load {c.load:.1f}); WAL {c.wal_bytes / max(c.rows, 1):,.0f} B and "
+                f"{c.wal_fpi / max(c.rows, 1):.2f} full-page images a row, {c.checkpoints} checkpoints"
             )
         ratio = self.chunks[-1].rows_s / self.chunks[0].rows_s
         cpu_ratio = self.chunks[-1].rows_cpu_s / self.chunks[0].rows_cpu_s
@@ -166,6 +173,7 @@ def _chunk(
     last = day + timedelta(days=days - 1)
     with psycopg.connect(dsn) as conn:
         had = _rows(conn) if one_row(conn, "SELECT to_regclass('canton.events')")[0] else 0
+        wal_before = one_row(conn, WAL_SQL)
     before = _cpu_by_party(sandbox.proc.pid)
     started = time.perf_counter()
     tags = {RANGE_START_TAG: day.isoformat(), RANGE_END_TAG: last.isoformat()}
@@ -175,7 +183,8 @@ def _chunk(
     assert result.success
     with psycopg.connect(dsn) as conn:
         rows = _rows(conn) - had
-    return Chunk(days, rows, seconds, used["postgres"] + used["platform"], os.getloadavg()[0], used)
+        wal = [int(after - b) for after, b in zip(one_row(conn, WAL_SQL), wal_before, strict=True)]
+    return Chunk(days, rows, seconds, used["postgres"] + used["platform"], os.getloadavg()[0], used, *wal)
 
 
 def run(dsn: str, rows: int = 10_000_000, first: str = "2024-07-01") -> SustainedResult:

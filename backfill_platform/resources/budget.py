@@ -149,7 +149,7 @@ class Claim:
 class ArrivalEstimate:
     """How long before its answer a call had surely reached the server, learnt from one process's round trips.
 
-    A round trip is the way in (d) plus the time from arrival to the headers of the answer (q). The slot's next call
+    One per route. A round trip is the way in (d) plus the time from arrival to the headers of the answer (q). The slot's next call
     arrives at least d_min after its claim, and this call arrived at most q_min before its answer; so stamping the
     slot at (answer − head) keeps the slot's arrivals a period apart whenever head ≤ d_min + q_min, the floor of the
     round trips. The floor is estimated from the fastest `KEPT` round trips seen: the fastest, less `SPREAD` times
@@ -200,9 +200,13 @@ class RateBudget:
         strict: bool = False,
     ) -> None:
         self.dsn, self.budget, self.windows = dsn, budget, windows
-        # Strict: slots count from the answer. Otherwise from the estimated arrival, with a margin of 1 % of the
-        # shortest period on top of the estimate's own.
-        self.arrivals = None if strict else ArrivalEstimate(0.01 * min(w.period_s for w in windows))
+        # Strict: slots count from the answer. Otherwise from the estimated arrival, learnt per route (a 100-race
+        # results page takes longer to answer than the list of regions), with a margin of 1 % of the shortest period
+        # on top of the estimate's own.
+        self.strict = strict
+        self._margin_s = 0.01 * min(w.period_s for w in windows)
+        self._arrivals: dict[str, ArrivalEstimate] = {}
+        self._arrivals_lock = threading.Lock()
         # Each slot is held a little longer than its period: a margin on top of the completion stamp.
         self.guard_s = guard_s
         # How long a claimed slot counts as in flight if it is never released (its process died).
@@ -274,12 +278,16 @@ class RateBudget:
             # Slots held by concurrent claimers report no wait; poll shortly rather than spin.
             time.sleep(min(max(wait_s, 0.002), 5.0))
 
-    def release(self, claim: Claim) -> float:
-        """The call is over (answered, refused or failed): its slots count from its estimated arrival, in one
-        statement; returns how long before now that is. Never raises: an unreleased slot is only held longer (until
-        its lease ends), never too short."""
+    def arrivals(self, route: str) -> ArrivalEstimate:
+        with self._arrivals_lock:
+            return self._arrivals.setdefault(route, ArrivalEstimate(self._margin_s))
+
+    def release(self, claim: Claim, route: str = "") -> float:
+        """The call to `route` is over (answered, refused or failed): its slots count from its estimated arrival, in
+        one statement; returns how long before now that is. Never raises: an unreleased slot is only held longer
+        (until its lease ends), never too short."""
         round_trip_s = time.monotonic() - claim.claimed_at
-        head_s = self.arrivals.head_start(round_trip_s) if self.arrivals is not None else 0.0
+        head_s = 0.0 if self.strict else self.arrivals(route).head_start(round_trip_s)
         params = {"budget": self.budget, "periods": list(claim.periods), "slots": list(claim.slots), "head_s": head_s}
         try:
             self._conn().execute(RELEASE_SQL, {**params, "stamp": claim.stamp})

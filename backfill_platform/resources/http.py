@@ -295,7 +295,7 @@ class ApiSession:
             raise RetryableError(f"connection failed ({type(exc).__name__})") from None
         finally:  # answered or failed, the server has counted the call by now: its budget slot counts from here
             if budget is not None and claim is not None:
-                head_s = budget.release(claim)
+                head_s = budget.release(claim, route)
                 self._count(slot_held_s=time.monotonic() - sent, slot_head_start_s=head_s)
         try:
             response.read()

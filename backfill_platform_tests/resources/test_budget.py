@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 
 import psycopg
 import pytest
@@ -65,3 +66,17 @@ def test_the_arrival_estimate_waits_for_its_calls_then_takes_back_the_floor_of_t
     # out, and nothing is taken back.
     assert estimate.head_start(0.002) == 0.0
     assert estimate.head_start(0.105) == 0.0
+
+
+def test_each_route_learns_its_own_round_trips(db_url: str) -> None:
+    """A quick route (the list of regions) must not hide what a slow one (a 100-race page) spends after arriving."""
+    budget = RateBudget(db_url, "routes", (Window(1000, 1.0),))
+    for _ in range(3):
+        budget.release(budget.acquire(), "/fast")
+    heads = []
+    for _ in range(ArrivalEstimate.WARMUP):
+        claim = budget.acquire()
+        time.sleep(0.05)
+        heads.append(budget.release(claim, "/slow"))
+    assert heads[:-1] == [0.0] * (ArrivalEstimate.WARMUP - 1)
+    assert 0.02 < heads[-1] < 0.05

@@ -89,7 +89,7 @@ def test_a_strict_budget_counts_from_the_answer(db_url: str, monkeypatch) -> Non
     monkeypatch.setenv("BACKFILL_BLAZE_STRICT_BUDGET", "1")
     api = BlazeApi(base_url="http://127.0.0.1:9", rate="2/s", partner_key="p", api_key="k")
     budget = api.session().budget
-    assert budget is not None and budget.arrivals is None
+    assert budget is not None and budget.strict
     monkeypatch.setenv("BACKFILL_BLAZE_STRICT_BUDGET", "maybe")
     with pytest.raises(ConfigurationError, match=r"^BACKFILL_BLAZE_STRICT_BUDGET='maybe' is not 0 or 1$"):
         BlazeApi(base_url="http://127.0.0.1:9", rate="2/s", partner_key="p", api_key="k").session()
