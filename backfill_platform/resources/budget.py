@@ -149,12 +149,13 @@ class Claim:
 class ArrivalEstimate:
     """How long before its answer a call had surely reached the server, learnt from one process's round trips.
 
-    One per route. A round trip is the way in (d) plus the time from arrival to the headers of the answer (q). The slot's next call
-    arrives at least d_min after its claim, and this call arrived at most q_min before its answer; so stamping the
-    slot at (answer − head) keeps the slot's arrivals a period apart whenever head ≤ d_min + q_min, the floor of the
-    round trips. The floor is estimated from the fastest `KEPT` round trips seen: the fastest, less `SPREAD` times
-    their mean spacing (the lower end of a distribution read from its smallest order statistics), less `margin_s`;
-    and only after `WARMUP` calls. Until then the head start is 0: stamping at the answer.
+    One per route. A round trip is the way in (d) plus the time from arrival to the headers of the answer (q). The
+    slot's next call arrives at least d_min after its claim, and this call arrived no later than q_min before its
+    answer; so stamping the slot at (answer − head) keeps the slot's arrivals a period apart whenever
+    head ≤ d_min + q_min, the floor of the round trips. The floor is estimated from the fastest `KEPT` round trips
+    seen: the fastest, less `SPREAD` times their mean spacing (the lower end of a distribution read from its smallest
+    order statistics), less `margin_s`; and only after `WARMUP` calls. Until then the head start is 0: stamping at
+    the answer.
 
     Chosen by simulation (0-200 ms of jitter on the way in, the test_budget_at_server case: no window over in 5,000
     runs; 40-70 ms answers at 2/s: 0.965 of the rate). What it assumes: the fastest way in seen so far is as fast as
