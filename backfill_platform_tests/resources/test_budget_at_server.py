@@ -55,11 +55,12 @@ def test_a_stale_release_leaves_the_next_claim_alone(db_url: str) -> None:
 
 
 def test_the_slot_counts_from_the_estimated_arrival_not_the_answer(db_url: str, sandbox) -> None:
-    """An API that takes 90-100 ms to answer after counting a call: stamping slots at the answer would idle each slot
-    that long every 0.5 s period (0.84 of the rate); counting from the estimated arrival uses ≥ 0.95 of it once the
-    estimate has its 20 calls, and no server window of the period ever holds more than the limit."""
+    """An API that takes 190-200 ms to answer after counting a call: stamping slots at the answer idles each slot that
+    long every 0.5 s period (measured 0.71 of the rate); counting from the estimated arrival uses ≥ 0.9 of it once
+    the estimate has its 20 calls (measured 0.95-0.96 on an idle machine, the margin is for a loaded one), and no
+    server window of the period ever holds more than the limit."""
     limit, period_s, calls, warmup = 2, 0.5, 64, 24
-    sandbox.faults("blaze", {"delay": [0.09, 0.1]})
+    sandbox.faults("blaze", {"delay": [0.19, 0.2]})
     cfg = SandboxConfig()
     api = BlazeApi(
         base_url=f"{sandbox.origin}/blaze",
@@ -80,9 +81,9 @@ def test_the_slot_counts_from_the_estimated_arrival_not_the_answer(db_url: str, 
     assert min(spans) >= period_s
     settled = spans[warmup:]
     ratio = period_s / statistics.fmean(settled)
-    print(f"\n{limit}/{period_s:g}s, 90-100 ms answers: {ratio:.3f} x limit after {warmup} calls; head {head:.2f} s")
-    assert ratio >= 0.95, f"{ratio:.3f} of the rate: slots idle while the answer is computed"
-    assert head > 0.06 * (calls - ArrivalEstimate.WARMUP)
+    print(f"\n{limit}/{period_s:g}s, 190-200 ms answers: {ratio:.3f} x limit after {warmup} calls; head {head:.2f} s")
+    assert ratio >= 0.9, f"{ratio:.3f} of the rate: slots idle while the answer is computed"
+    assert head > 0.15 * (calls - ArrivalEstimate.WARMUP)
 
 
 def test_a_strict_budget_counts_from_the_answer(db_url: str, monkeypatch) -> None:
