@@ -33,7 +33,15 @@ from benchmarks.canton import FULL_HISTORY_ROWS, _cpu_by_party
 
 CHUNK_ROWS = 1_000_000
 ROWS_PER_UPDATE = 4.3  # updates + their events, the sandbox's mix (measured: 430k rows from 100k updates)
-WAL_SQL = "SELECT w.wal_bytes, w.wal_fpi, c.num_timed + c.num_requested FROM pg_stat_wal w, pg_stat_checkpointer c"
+# WAL, full-page images, checkpoints; then the client backends' buffer misses (blocks read into shared_buffers) and
+# the dirty buffers they wrote out themselves to make room: what random keys cost once their index pages no longer
+# fit in shared_buffers.
+WAL_SQL = """
+SELECT w.wal_bytes, w.wal_fpi, c.num_timed + c.num_requested, io.reads, io.writes
+FROM pg_stat_wal w, pg_stat_checkpointer c,
+     (SELECT coalesce(sum(reads), 0) AS reads, coalesce(sum(writes), 0) AS writes FROM pg_stat_io
+      WHERE backend_type = 'client backend' AND object = 'relation') io
+"""
 SERVER_SETTINGS = ("shared_buffers", "max_wal_size", "checkpoint_timeout", "wal_compression", "synchronous_commit")
 
 
@@ -50,6 +58,8 @@ class Chunk:
     wal_bytes: int = 0
     wal_fpi: int = 0
     checkpoints: int = 0
+    reads: int = 0  # blocks the run's backends read into shared_buffers (misses)
+    writes: int = 0  # dirty blocks they wrote out themselves to free a buffer
 
     @property
     def rows_s(self) -> float:
@@ -115,7 +125,8 @@ class SustainedResult:
             lines.append(
                 f"  run {i + 1:>2}: {c.days} days, {c.rows:,} rows, {c.rows_s:,.0f} rows/s, {c.rows_cpu_s:,.0f} rows "
                 f"per CPU second (tables {total:,}, load {c.load:.1f}); WAL {c.wal_bytes / max(c.rows, 1):,.0f} B and "
-                f"{c.wal_fpi / max(c.rows, 1):.2f} full-page images a row, {c.checkpoints} checkpoints"
+                f"{c.wal_fpi / max(c.rows, 1):.2f} full-page images a row, {c.checkpoints} checkpoints; "
+                f"{c.reads / max(c.rows, 1):.2f} buffer misses and {c.writes / max(c.rows, 1):.2f} backend writes a row"
             )
         ratio = self.chunks[-1].rows_s / self.chunks[0].rows_s
         cpu_ratio = self.chunks[-1].rows_cpu_s / self.chunks[0].rows_cpu_s
