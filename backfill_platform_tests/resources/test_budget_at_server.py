@@ -54,6 +54,18 @@ def test_a_stale_release_leaves_the_next_claim_alone(db_url: str) -> None:
     assert row is not None and row[0] == fresh.stamp
 
 
+def _blaze(origin: str, rate: str) -> BlazeApi:
+    """The Blaze resource on the sandbox, through the real budget; a refused call is a failure here, not retried."""
+    cfg = SandboxConfig()
+    return BlazeApi(
+        base_url=f"{origin}/blaze",
+        rate=rate,
+        partner_key=cfg.blaze_partner_key,
+        api_key=cfg.blaze_api_key,
+        max_attempts=1,
+    )
+
+
 def test_the_slot_counts_from_the_estimated_arrival_not_the_answer(db_url: str, sandbox) -> None:
     """An API that takes 190-200 ms to answer after counting a call: stamping slots at the answer idles each slot that
     long every 0.5 s period (measured 0.71 of the rate); counting from the estimated arrival uses ≥ 0.9 of it once
@@ -61,15 +73,7 @@ def test_the_slot_counts_from_the_estimated_arrival_not_the_answer(db_url: str, 
     server window of the period ever holds more than the limit."""
     limit, period_s, calls, warmup = 2, 0.5, 64, 24
     sandbox.faults("blaze", {"delay": [0.19, 0.2]})
-    cfg = SandboxConfig()
-    api = BlazeApi(
-        base_url=f"{sandbox.origin}/blaze",
-        rate=f"{limit}/{period_s:g}s",
-        partner_key=cfg.blaze_partner_key,
-        api_key=cfg.blaze_api_key,
-        max_attempts=1,
-    )
-    session = api.session()
+    session = _blaze(sandbox.origin, f"{limit}/{period_s:g}s").session()
     for _ in range(calls):
         session.get(TX, QUERY)
     head = session.metrics.snapshot()["slot_head_start_s"]
@@ -98,18 +102,9 @@ def test_a_strict_budget_counts_from_the_answer(db_url: str, monkeypatch) -> Non
 
 def _caller(origin: str, times: SynchronizedArray[float], ready: mp.Queue, out: mp.Queue) -> None:
     """One process: call as fast as the shared budget allows between times[0] and times[1] (epoch seconds)."""
-    from backfill_platform.resources.apis import BlazeApi
     from backfill_platform.resources.http import ApiError
 
-    cfg = SandboxConfig()
-    api = BlazeApi(
-        base_url=f"{origin}/blaze",
-        rate=f"{LIMIT}/{PERIOD_S:g}s",
-        partner_key=cfg.blaze_partner_key,
-        api_key=cfg.blaze_api_key,
-        max_attempts=1,  # a refused call is a failure here, not something to retry
-    )
-    session = api.session()
+    session = _blaze(origin, f"{LIMIT}/{PERIOD_S:g}s").session()
     ready.put(True)
     while times[0] == 0 or time.time() < times[0]:
         time.sleep(0.01)
