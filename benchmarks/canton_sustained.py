@@ -42,7 +42,16 @@ FROM pg_stat_wal w, pg_stat_checkpointer c,
      (SELECT coalesce(sum(reads), 0) AS reads, coalesce(sum(writes), 0) AS writes FROM pg_stat_io
       WHERE backend_type = 'client backend' AND object = 'relation') io
 """
-SERVER_SETTINGS = ("shared_buffers", "max_wal_size", "checkpoint_timeout", "wal_compression", "synchronous_commit")
+# huge_pages_status (PostgreSQL 17+; NULL before): whether shared memory got huge pages, which measurably cheapen
+# random-key inserts (benchmarks/random_keys.py) and exist only where root reserved them.
+SERVER_SETTINGS = (
+    "shared_buffers",
+    "max_wal_size",
+    "checkpoint_timeout",
+    "wal_compression",
+    "synchronous_commit",
+    "huge_pages_status",
+)
 
 
 @dataclass
@@ -204,7 +213,7 @@ def run(dsn: str, rows: int = 10_000_000, first: str = "2024-07-01") -> Sustaine
 
     scan = named("canton", load()).assets
     with psycopg.connect(dsn, autocommit=True) as conn:
-        server = {k: one_row(conn, f"SHOW {k}")[0] for k in SERVER_SETTINGS}
+        server = {k: one_row(conn, "SELECT current_setting(%s, true)", (k,))[0] for k in SERVER_SETTINGS}
     scale = generator.FULL_SCALE
     config = SandboxConfig(scale=scale, canton_bucket_tokens=10**6, canton_tokens_per_second=10**6)
     days_per_chunk = max(1, round(CHUNK_ROWS / (ROWS_PER_UPDATE * generator.UPDATES_PER_DAY * scale)))
