@@ -28,6 +28,7 @@ from backfill_platform.io_managers import ledger
 from backfill_platform.io_managers import sql as q
 from backfill_platform.io_managers.spec import (
     Batches,
+    IndexMethod,
     MemberBatches,
     PartitionBatch,
     SqlInsert,
@@ -204,9 +205,9 @@ class PostgresIOManager(dg.ConfigurableIOManager):
 
     def _build_indexes(self, specs: list[TableSpec]) -> None:
         """Each deferred index in its own transaction, `writers` at a time (a build uses one core)."""
-        statements = [(spec, index) for spec in specs for index in spec.indexes]
+        statements = [(spec, *index) for spec in specs for index in spec.secondary_indexes]
 
-        def build(job: tuple[TableSpec, tuple[str, ...]]) -> None:
+        def build(job: tuple[TableSpec, tuple[str, ...], IndexMethod]) -> None:
             # Two runs side by side (PARTITIONS_PER_RUN) that both deferred into the empty table both pass IF NOT
             # EXISTS; the second waits for the first's build to commit, then fails on its name: the index is there.
             with (
@@ -240,7 +241,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         _report_run_totals(context, summary)
 
     def _defer_indexes(self, spec: TableSpec, targets: dict[str, Target]) -> bool:
-        if not spec.indexes or not spec.defer_indexes_from or len(targets) < spec.defer_indexes_from:
+        if not spec.secondary_indexes or not spec.defer_indexes_from or len(targets) < spec.defer_indexes_from:
             return False
         with psycopg.connect(self._dsn()) as conn:
             return table_is_empty(conn, spec)

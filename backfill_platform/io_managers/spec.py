@@ -11,6 +11,7 @@ import pandas as pd
 from psycopg import sql
 
 WriteMode = Literal["replace", "merge"]
+IndexMethod = Literal["btree", "hash"]
 
 
 def literal(text: str) -> LiteralString:
@@ -61,7 +62,11 @@ class TableSpec:
     primary_key: tuple[str, ...]
     partition_column: str | None = None
     write_mode: WriteMode = "replace"
-    indexes: tuple[tuple[str, ...], ...] = ()  # secondary indexes analytics need
+    indexes: tuple[tuple[str, ...], ...] = ()  # secondary B-tree indexes analytics need
+    # Columns looked up by equality only whose values are random (hash ids): a hash index each, not a B-tree.
+    # Measured on Canton-like ids (benchmarks/random_keys.py): about a third of the B-tree's size, and 0.59–0.72×
+    # its time to keep up on a grown table. It serves `=` and `IN` only: no range, prefix, ORDER BY or uniqueness.
+    hash_indexes: tuple[str, ...] = ()
     # A run of at least this many partitions into an empty table loads without `indexes` and builds them once at
     # the end (measured faster for Canton events); 0 = always maintain them.
     defer_indexes_from: int = 0
@@ -115,6 +120,11 @@ class TableSpec:
     @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
+
+    @property
+    def secondary_indexes(self) -> tuple[tuple[tuple[str, ...], IndexMethod], ...]:
+        """Every declared secondary index as (columns, method): what is built, deferred and checked."""
+        return (*((c, "btree") for c in self.indexes), *(((c,), "hash") for c in self.hash_indexes))
 
     @property
     def ident(self) -> sql.Identifier:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from backfill_platform.io_managers.spec import TableSpec, literal
+from backfill_platform.io_managers.spec import IndexMethod, TableSpec, literal
 
 STAGING = sql.Identifier("backfill_staging")
 
@@ -36,9 +36,18 @@ def create_table(spec: TableSpec) -> sql.Composed:
     return create + sql.SQL(" WITH ({})").format(options)
 
 
-def create_index(spec: TableSpec, columns: tuple[str, ...]) -> sql.Composed:
-    name = f"{spec.name}_{'_'.join(columns)}_idx"[:63]
-    return sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(sql.Identifier(name), spec.ident, _cols(columns))
+def index_name(spec: TableSpec, columns: tuple[str, ...], method: IndexMethod = "btree") -> str:
+    return f"{spec.name}_{'_'.join(columns)}{'_hash' if method == 'hash' else ''}_idx"[:63]
+
+
+def create_index(spec: TableSpec, columns: tuple[str, ...], method: IndexMethod = "btree") -> sql.Composed:
+    return sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING {} ({})").format(
+        sql.Identifier(index_name(spec, columns, method)), spec.ident, sql.SQL(method), _cols(columns)
+    )
+
+
+def drop_index(spec: TableSpec, columns: tuple[str, ...]) -> sql.Composed:
+    return sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(spec.schema, index_name(spec, columns)))
 
 
 def add_column(spec: TableSpec, column: str) -> sql.Composed:

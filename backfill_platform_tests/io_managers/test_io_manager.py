@@ -285,6 +285,48 @@ def test_large_initial_run_builds_secondary_indexes_once_at_the_end(io, db_url) 
         register(EVENTS)
 
 
+def _index_methods(db_url: str, table: str) -> dict[str, str]:
+    return dict(
+        rows(
+            db_url,
+            "SELECT c.relname, am.amname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "JOIN pg_am am ON am.oid = c.relam WHERE i.indrelid = %s::regclass",
+            (f"iotest.{table}",),
+        )
+    )
+
+
+def test_hash_indexes_are_hash_deferred_or_not_and_replace_the_platforms_old_b_tree(io, db_url) -> None:
+    import dataclasses
+
+    from backfill_platform.io_managers import writer
+
+    # A table from before: the same column under a B-tree, as the platform named it.
+    register(dataclasses.replace(EVENTS, indexes=(("note",),)))
+    try:
+        assert dg.materialize([events_asset()], resources=io, partition_key="2024-03-01").success
+        assert _index_methods(db_url, "events")["events_note_idx"] == "btree"
+        writer._ensured.clear()  # a new process with the new spec
+        register(dataclasses.replace(EVENTS, hash_indexes=("note",), defer_indexes_from=3))
+        assert dg.materialize([events_asset("b")], resources=io, partition_key="2024-03-02").success
+        methods = _index_methods(db_url, "events")
+        assert methods.get("events_note_hash_idx") == "hash" and "events_note_idx" not in methods
+        with psycopg.connect(db_url) as conn:  # an equality lookup can use it
+            conn.execute("SET enable_seqscan = off")
+            plan = " ".join(r[0] for r in conn.execute("EXPLAIN SELECT * FROM iotest.events WHERE note = 'x'"))
+        assert "events_note_hash_idx" in plan
+        # Deferred into an empty table and built at the end: a hash index again.
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute("DROP TABLE iotest.events")
+        writer._ensured.clear()
+        result = dg.materialize([events_asset()], resources=io, tags=range_tags("2024-03-01", "2024-03-04"))
+        (totals,) = [e.asset_observation_data.asset_observation.metadata for e in result.get_asset_observation_events()]
+        assert "index_build_seconds" in totals
+        assert _index_methods(db_url, "events").get("events_note_hash_idx") == "hash"
+    finally:
+        register(EVENTS)
+
+
 def test_failed_deferred_run_still_leaves_its_indexes(io, db_url) -> None:
     import dataclasses
 

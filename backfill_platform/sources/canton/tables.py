@@ -70,7 +70,11 @@ EVENTS = TableSpec(
     primary_key=("event_id",),
     partition_column="record_time",
     write_mode="replace",
-    indexes=(("update_id",), ("template_id",), ("contract_id",)),
+    indexes=(("update_id",), ("template_id",)),
+    # Contract ids are random hashes looked up by equality: a hash index is a third of the B-tree's size and cheaper
+    # to keep up as the table grows (docs/canton-scale.md, "Random keys"). The update_id B-tree stays: an update's
+    # events are inserted together, so they share a leaf.
+    hash_indexes=("contract_id",),
     defer_indexes_from=7,  # measured: 10 days at scale 10 run at 43–49k rows/s deferred vs 36–39k maintained
     description="Ledger events of each update's tree (created and exercised), derived in PostgreSQL from the update "
     "payloads: template, contract, choice, consuming flag, parent and children, arguments.",
