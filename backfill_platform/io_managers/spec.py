@@ -67,8 +67,8 @@ class TableSpec:
     # Measured on Canton-like ids (benchmarks/random_keys.py): about a third of the B-tree's size, and 0.59–0.72×
     # its time to keep up on a grown table. It serves `=` and `IN` only: no range, prefix, ORDER BY or uniqueness.
     hash_indexes: tuple[str, ...] = ()
-    # A run of at least this many partitions into an empty table loads without `indexes` and builds them once at
-    # the end (measured faster for Canton events); 0 = always maintain them.
+    # A run of at least this many partitions into an empty table loads without the secondary indexes (B-tree and
+    # hash) and builds them once at the end (measured faster for Canton events); 0 = always maintain them.
     defer_indexes_from: int = 0
     # Storage parameters for CREATE TABLE … WITH (…), e.g. (("toast_tuple_target", 8160),) keeps rows of up to ~8 KB
     # inline and uncompressed: twice the bytes, but no pglz CPU on every insert and read (measured for Canton).
@@ -123,7 +123,7 @@ class TableSpec:
 
     @property
     def secondary_indexes(self) -> tuple[tuple[tuple[str, ...], IndexMethod], ...]:
-        """Every declared secondary index as (columns, method): what is built, deferred and checked."""
+        """Every declared secondary index as (columns, method): what is built and what is deferred."""
         return (*((c, "btree") for c in self.indexes), *(((c,), "hash") for c in self.hash_indexes))
 
     @property
