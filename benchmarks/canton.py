@@ -37,6 +37,7 @@ class CantonBenchResult:
     seconds: float
     raw_copy_seconds: float
     raw_copy_uncompressed_seconds: float
+    durable_copy_seconds: float
     cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -55,6 +56,10 @@ class CantonBenchResult:
     def raw_copy_uncompressed_rows_s(self) -> float:
         return self.rows / self.raw_copy_uncompressed_seconds
 
+    @property
+    def durable_copy_rows_s(self) -> float:
+        return self.rows / self.durable_copy_seconds
+
     def report(self) -> str:
         hours = FULL_HISTORY_ROWS / self.rows_s / 3600
         cpu = ", ".join(f"{k} {v:.1f} s" for k, v in self.cpu_seconds.items())
@@ -63,7 +68,11 @@ class CantonBenchResult:
             f"= {self.rows_s:,.0f} rows/s end to end (fetch, split pages, COPY, derive events in SQL, commit per day); "
             f"raw COPY of the same rows into unlogged, index-free tables in the same run {self.raw_copy_rows_s:,.0f} "
             f"rows/s, ratio {self.rows_s / self.raw_copy_rows_s:.2f} (with payloads left uncompressed: "
-            f"{self.raw_copy_uncompressed_rows_s:,.0f} rows/s); goal 100,000 rows/s, ratio "
+            f"{self.raw_copy_uncompressed_rows_s:,.0f} rows/s); durable floor (the same COPY into logged tables with "
+            f"their primary keys, secondary indexes built after) {self.durable_copy_rows_s:,.0f} rows/s, "
+            f"{self.durable_copy_rows_s / self.raw_copy_rows_s:.2f} × raw COPY, the most any path that keeps logged "
+            f"tables and keys can reach; the run reached {self.rows_s / self.durable_copy_rows_s:.2f} × that floor; "
+            f"goal 100,000 rows/s, ratio "
             f"{self.rows_s / 100_000:.2f}; CPU during the run: {cpu} on {os.cpu_count()} cores; "
             f"projected 84M rows: {hours:.2f} h"
         )
@@ -128,8 +137,9 @@ def run(dsn: str, days: int = 10, scale: float = 10.0, first: str = "2024-07-01"
     update_rows, event_text = run_rows(dsn, config, [day0 + timedelta(days=d) for d in range(days)])
     raw = raw_copy_seconds(dsn, update_rows, event_text)
     raw_uncompressed = raw_copy_seconds(dsn, update_rows, event_text, compress=False)
+    durable = raw_copy_seconds(dsn, update_rows, event_text, durable=True)
     cpu = {k: after[k] - before[k] for k in after}
-    return CantonBenchResult(days, updates, events, seconds, raw, raw_uncompressed, cpu)
+    return CantonBenchResult(days, updates, events, seconds, raw, raw_uncompressed, durable, cpu)
 
 
 def run_rows(dsn: str, config: SandboxConfig, days: list) -> tuple[list[tuple], list[bytes]]:
@@ -152,16 +162,24 @@ def run_rows(dsn: str, config: SandboxConfig, days: list) -> tuple[list[tuple], 
     return update_rows, event_text
 
 
-def raw_copy_seconds(dsn: str, update_rows: list[tuple], event_text: list[bytes], compress: bool = True) -> float:
+def raw_copy_seconds(
+    dsn: str, update_rows: list[tuple], event_text: list[bytes], compress: bool = True, durable: bool = False
+) -> float:
     """COPY the run's rows again into UNLOGGED tables without keys or indexes: this server's ceiling for them.
 
-    `compress=False` keeps rows of up to ~8 KB inline and uncompressed (no pglz), the ceiling at twice the bytes."""
+    `compress=False` keeps rows of up to ~8 KB inline and uncompressed (no pglz), the ceiling at twice the bytes.
+    `durable=True` is the floor of what a run must do instead: logged tables, primary keys during the COPY, the
+    secondary indexes built after it (as a deferring first load does), and the events already derived for free."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("DROP SCHEMA IF EXISTS bench CASCADE")
         conn.execute("CREATE SCHEMA bench")
         options = "" if compress else " WITH (toast_tuple_target = 8160)"
         for spec in (UPDATES, EVENTS):
-            conn.execute(f"CREATE UNLOGGED TABLE bench.{spec.name} (LIKE {spec.qualified}){options}")
+            kind = "" if durable else "UNLOGGED "
+            conn.execute(f"CREATE {kind}TABLE bench.{spec.name} (LIKE {spec.qualified}){options}")
+            if durable:
+                conn.execute(f"ALTER TABLE bench.{spec.name} ADD PRIMARY KEY ({', '.join(spec.primary_key)})")
+        conn.execute("CHECKPOINT")
         started = time.perf_counter()
         with conn.transaction(), conn.cursor() as cur:
             with cur.copy("COPY bench.updates FROM STDIN") as copy:
@@ -170,6 +188,9 @@ def raw_copy_seconds(dsn: str, update_rows: list[tuple], event_text: list[bytes]
             with cur.copy("COPY bench.events FROM STDIN") as copy:
                 for chunk in event_text:
                     copy.write(chunk)
+            for spec in (UPDATES, EVENTS) if durable else ():
+                for columns, method in spec.secondary_indexes:
+                    cur.execute(f"CREATE INDEX ON bench.{spec.name} USING {method} ({', '.join(columns)})")
         seconds = time.perf_counter() - started
         conn.execute("DROP SCHEMA bench CASCADE")
     return seconds
