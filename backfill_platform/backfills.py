@@ -229,20 +229,34 @@ def own_keys(partitions_def: dg.PartitionsDefinition | None, first: str, last: s
     return [k for k in partitions_def.get_partition_keys() if first <= k <= last]
 
 
-def progress(
-    instance: dg.DagsterInstance,
-    dsn: str,
-    backfill_id: str,
+def owned_partitions(
     asset_keys: Sequence[dg.AssetKey],
     partitions_of: Callable[[dg.AssetKey], dg.PartitionsDefinition | None],
     first: str,
     last: str,
-) -> Progress:
-    backfill = instance.get_backfill(backfill_id)
-    names = [k.to_user_string() for k in asset_keys]
-    # Each asset counts its own partitions in the range; an unpartitioned one is one partition (the ledger's __all__).
+) -> dict[str, list[str]]:
+    """Each asset's own partitions inside first..last; an unpartitioned one is one partition (the ledger's __all__)."""
     owned = {k.to_user_string(): own_keys(partitions_of(k), first, last) for k in asset_keys}
-    own = {name: keys if keys is not None else [UNPARTITIONED] for name, keys in owned.items()}
+    return {name: keys if keys is not None else [UNPARTITIONED] for name, keys in owned.items()}
+
+
+def targeted_partitions(backfill: PartitionBackfill) -> dict[str, list[str]]:
+    """What a backfill targets, per asset, however it was launched (the UI, GraphQL, this CLI): any subset, not only
+    one range."""
+    data = backfill.asset_backfill_data
+    if data is None:
+        return {}
+    subset = data.target_subset
+    out = {
+        k.to_user_string(): sorted(p.get_partition_keys()) for k, p in subset.partitions_subsets_by_asset_key.items()
+    }
+    out.update({k.to_user_string(): [UNPARTITIONED] for k in subset.non_partitioned_asset_keys})
+    return out
+
+
+def progress(instance: dg.DagsterInstance, dsn: str, backfill_id: str, own: Mapping[str, Sequence[str]]) -> Progress:
+    backfill = instance.get_backfill(backfill_id)
+    names = list(own)
     keys = sorted({k for ks in own.values() for k in ks})
     out = Progress(backfill_id, backfill.status.value if backfill else "UNKNOWN", sum(len(v) for v in own.values()))
     with psycopg.connect(dsn) as conn:

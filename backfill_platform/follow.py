@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
 import dagster as dg
 
 from backfill_platform.backfills import Progress, progress
-from backfill_platform.sources.contract import LoadedSource
 
 
 @dataclass
@@ -25,13 +24,11 @@ class Follow:
 
 @dataclass(frozen=True)
 class Followed:
-    """One backfill being followed: its source, the asset keys it covers and its range."""
+    """One backfill being followed: what its progress line is called, and each asset's partitions it covers."""
 
     backfill_id: str
-    source: LoadedSource
-    keys: tuple[dg.AssetKey, ...]
-    first: str
-    last: str
+    name: str
+    own: Mapping[str, Sequence[str]]
 
 
 def watch_all(
@@ -53,12 +50,12 @@ def watch_all(
         now = time.monotonic() - started
         for f in followed:
             if f.backfill_id not in took:
-                state = progress(instance, dsn, f.backfill_id, f.keys, f.source.partitions_of, f.first, f.last)
+                state = progress(instance, dsn, f.backfill_id, f.own)
                 states[f.backfill_id] = state
                 if state.finished:
                     took[f.backfill_id] = state.seconds = now
         done = len(took) == len(followed)
-        lines = [f"{f.source.name}: {states[f.backfill_id].line(took.get(f.backfill_id, now))}" for f in followed]
+        lines = [f"{f.name}: {states[f.backfill_id].line(took.get(f.backfill_id, now))}" for f in followed]
         if follow.tty:
             up = f"\033[{drawn}F" if drawn else ""
             print(up + "".join(f"{line}\033[K\n" for line in lines), end="", file=follow.out, flush=True)

@@ -24,7 +24,9 @@ from backfill_platform.backfills import (
     daemon_running,
     earlier_attempt,
     lineage,
+    owned_partitions,
     submit,
+    targeted_partitions,
 )
 from backfill_platform.endpoints import serving
 from backfill_platform.errors import ConfigurationError
@@ -184,7 +186,7 @@ def run_backfill(
                 return ids
             # a daemon started after the submission sees the backfills in its first iteration
             followed = [
-                Followed(backfill_id, source, tuple(keys), span.first, span.last)
+                Followed(backfill_id, source.name, owned_partitions(keys, source.partitions_of, span.first, span.last))
                 for backfill_id, (source, keys), span in zip(ids, chosen, spans, strict=True)
             ]
             return watch_all(instance, database_url(), followed, follow, lambda: on_demand.ensure(instance))
@@ -253,12 +255,13 @@ def reattach(backfill_id: str, follow: Follow | None = None) -> Progress:
         backfill = instance.get_backfill(backfill_id)
         if backfill is None:
             raise ConfigurationError(f"no backfill {backfill_id!r} in this instance; `dagster` lists them in the UI")
-        source = named(backfill.tags.get(settings.API_TAG, ""), load())
-        first, _, last = backfill.tags.get(RANGE_TAG, "..").partition("..")
-        keys = list(backfill.asset_selection or source.asset_keys)
-        on_demand = DaemonOnDemand(stack, env, [source.source], None, follow.out)
+        own = targeted_partitions(backfill)
+        if not own:
+            raise ConfigurationError(f"backfill {backfill_id!r} targets no asset partitions; follow it in the UI")
+        sources = [s for s in load() if any(k.to_user_string() in own for k in s.asset_keys)]
+        on_demand = DaemonOnDemand(stack, env, [s.source for s in sources], None, follow.out)
         try:
-            followed = Followed(backfill_id, source, tuple(keys), first, last)
+            followed = Followed(backfill_id, "+".join(s.name for s in sources) or backfill_id, own)
             [state] = watch_all(instance, database_url(), [followed], follow, lambda: on_demand.ensure(instance))
             return state
         except KeyboardInterrupt:

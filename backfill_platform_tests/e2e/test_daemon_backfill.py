@@ -37,6 +37,7 @@ class DevSession:
     printed: list[str]
     backfill_id: str
     status: str
+    env: dict[str, str]
     stopped_after: float = 0.0
 
 
@@ -89,7 +90,7 @@ def dev_backfill(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
                 ]
             },
         )
-        session = DevSession(ui, proc, printed, backfill_id, finish(graphql, backfill_id, proc))
+        session = DevSession(ui, proc, printed, backfill_id, finish(graphql, backfill_id, proc), env)
         yield session
     finally:
         signalled = time.monotonic()
@@ -145,6 +146,28 @@ def test_ui_backfills_through_backfill_platform_dev_land_every_source(dev_backfi
     for check in checks:
         ranges = check["partitionStatuses"]["ranges"]
         assert [(r["startKey"], r["endKey"], r["status"]) for r in ranges] == [(DAYS[0], DAYS[-1], "SUCCEEDED")]
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_the_cli_follows_a_backfill_launched_from_the_ui(dev_backfill: DevSession, db_url: str) -> None:
+    """`backfill --follow ID` on a UI backfill (no platform tags, five sources, a different range per asset): its
+    report counts each asset's own targeted partitions and the rows the ledger holds for them."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "backfill_platform.cli", "backfill", "--follow", dev_backfill.backfill_id],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dev_backfill.env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    assert f"backfill {dev_backfill.backfill_id}: SUCCESS" in proc.stdout, proc.stdout
+    with psycopg.connect(db_url) as conn:
+        updates = conn.execute("SELECT count(*) FROM canton.updates").fetchone()[0]
+        bars = conn.execute("SELECT count(*) FROM alpaca.bars_1day").fetchone()[0]
+    assert f"  canton/updates: {updates:,} rows in 3 partitions" in proc.stdout, proc.stdout
+    assert f"  alpaca/bars_1day: {bars:,} rows in 5 partitions" in proc.stdout, proc.stdout
+    assert "  blaze/transactions: " in proc.stdout and "  stacks/wallet_transactions: " in proc.stdout
 
 
 @pytest.mark.e2e
