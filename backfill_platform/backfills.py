@@ -270,7 +270,8 @@ def progress(instance: dg.DagsterInstance, dsn: str, backfill_id: str, own: Mapp
             if has_ledger
             else []
         )
-    done = {(a, p) for a, p, _ in committed if p in own.get(a, ())}
+    member = {a: set(ks) for a, ks in own.items()}  # long ranges: thousands of partitions per asset, each poll
+    done = {(a, p) for a, p, _ in committed if p in member.get(a, ())}
     out.done, out.rows = len(done), sum(r for a, p, r in committed if (a, p) in done)
     runs = instance.get_runs(RunsFilter(tags={BACKFILL_ID_TAG: backfill_id}))
     out.runs = len(runs)
@@ -284,9 +285,11 @@ def progress(instance: dg.DagsterInstance, dsn: str, backfill_id: str, own: Mapp
             failed_keys.update(covered)
             out.failure = out.failure or _failure(instance, run.run_id)
         _add_costs(instance, run.run_id, out)
-    out.in_flight = sum(1 for k in flying for a in names if k in own[a] and (a, k) not in done)
+    out.in_flight = sum(1 for k in flying for a in names if k in member[a] and (a, k) not in done)
     out.failed = (
-        sum(1 for k in failed_keys - flying for a in names if k in own[a] and (a, k) not in done) if out.finished else 0
+        sum(1 for k in failed_keys - flying for a in names if k in member[a] and (a, k) not in done)
+        if out.finished
+        else 0
     )
     return out
 
