@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -227,17 +227,6 @@ def own_keys(partitions_def: dg.PartitionsDefinition | None, first: str, last: s
     if partitions_def is None:
         return None
     return [k for k in partitions_def.get_partition_keys() if first <= k <= last]
-
-
-def owned_partitions(
-    asset_keys: Sequence[dg.AssetKey],
-    partitions_of: Callable[[dg.AssetKey], dg.PartitionsDefinition | None],
-    first: str,
-    last: str,
-) -> dict[str, list[str]]:
-    """Each asset's own partitions inside first..last; an unpartitioned one is one partition (the ledger's __all__)."""
-    owned = {k.to_user_string(): own_keys(partitions_of(k), first, last) for k in asset_keys}
-    return {name: keys if keys is not None else [UNPARTITIONED] for name, keys in owned.items()}
 
 
 def targeted_partitions(backfill: PartitionBackfill) -> dict[str, list[str]]:

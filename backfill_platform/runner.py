@@ -24,7 +24,6 @@ from backfill_platform.backfills import (
     daemon_running,
     earlier_attempt,
     lineage,
-    owned_partitions,
     submit,
     targeted_partitions,
 )
@@ -186,8 +185,7 @@ def run_backfill(
                 return ids
             # a daemon started after the submission sees the backfills in its first iteration
             followed = [
-                Followed(backfill_id, source.name, owned_partitions(keys, source.partitions_of, span.first, span.last))
-                for backfill_id, (source, keys), span in zip(ids, chosen, spans, strict=True)
+                _followed(instance, backfill_id, [source]) for backfill_id, (source, _) in zip(ids, chosen, strict=True)
             ]
             return watch_all(instance, database_url(), followed, follow, lambda: on_demand.ensure(instance))
         except KeyboardInterrupt:
@@ -255,18 +253,26 @@ def reattach(backfill_id: str, follow: Follow | None = None) -> Progress:
         backfill = instance.get_backfill(backfill_id)
         if backfill is None:
             raise ConfigurationError(f"no backfill {backfill_id!r} in this instance; `dagster` lists them in the UI")
-        own = targeted_partitions(backfill)
-        if not own:
-            raise ConfigurationError(f"backfill {backfill_id!r} targets no asset partitions; follow it in the UI")
-        sources = [s for s in load() if any(k.to_user_string() in own for k in s.asset_keys)]
+        loaded = load()
+        followed = _followed(instance, backfill_id, loaded)
+        sources = [s for s in loaded if any(k.to_user_string() in followed.own for k in s.asset_keys)]
         on_demand = DaemonOnDemand(stack, env, [s.source for s in sources], None, follow.out)
         try:
-            followed = Followed(backfill_id, "+".join(s.name for s in sources) or backfill_id, own)
             [state] = watch_all(instance, database_url(), [followed], follow, lambda: on_demand.ensure(instance))
             return state
         except KeyboardInterrupt:
             detached(backfill_id, follow)
             raise
+
+
+def _followed(instance: dg.DagsterInstance, backfill_id: str, loaded: Sequence[LoadedSource]) -> Followed:
+    """A backfill to follow, by the partitions it targets per asset, named after the sources they belong to."""
+    backfill = instance.get_backfill(backfill_id)
+    own = targeted_partitions(backfill) if backfill else {}
+    if not own:
+        raise ConfigurationError(f"backfill {backfill_id!r} targets no asset partitions; follow it in the UI")
+    names = [s.name for s in loaded if any(k.to_user_string() in own for k in s.asset_keys)]
+    return Followed(backfill_id, "+".join(names) or backfill_id, own)
 
 
 def cancel_backfill(backfill_id: str) -> None:
