@@ -108,11 +108,12 @@ def test_a_run_waiting_for_its_pool_costs_no_cpu_and_sigterm_fails_a_fetching_ru
                 time.sleep(1)
             daemon_cpu = _tree_cpu(daemon_proc.pid, holder_tree) - cpu_before
 
+            worker = psutil.Process(worker_pid)  # held before the signal: the worker may be gone by the wait
             signalled = time.monotonic()
             os.kill(worker_pid, signal.SIGTERM)
             until(lambda: instance.get_run_by_id(holder.run_id).status in ENDED, 10, "the stopped run to end")  # type: ignore[union-attr]
             ended_after = time.monotonic() - signalled
-            psutil.Process(worker_pid).wait(max(0.1, 10 - ended_after))
+            worker.wait(max(0.1, 10 - ended_after))
 
             until(lambda: instance.get_run_by_id(waiter.run_id).status == DagsterRunStatus.SUCCESS, 180, "the waiter")  # type: ignore[union-attr]
             holder_record = instance.get_run_record_by_id(holder.run_id)
