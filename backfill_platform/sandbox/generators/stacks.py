@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
 from backfill_platform.sandbox.generators import hex_id, rng_for
@@ -25,6 +25,10 @@ def wallets(seed: int, count: int = 20) -> tuple[str, ...]:
 # Busy wallets (an exchange's, a market maker's): `30 + 20 n` transactions a day over the half year to the top, so
 # a week of one is several pages and a run over months is a long walk.
 BUSY_SINCE = datetime(2026, 5, 1, tzinfo=UTC)
+# The history up to here is drawn per wallet at once (tests and benchmarks pin their ranges inside it); every day
+# after it, up to yesterday, is drawn on its own at the wallet's usual rate, so the chain keeps growing like the
+# other simulators' data and "the last 30 days" always has transactions.
+SETTLED_UNTIL = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def busy_wallets(seed: int, count: int = 3) -> tuple[str, ...]:
@@ -39,11 +43,20 @@ def height_at(moment: datetime) -> int:
     return int((moment - GENESIS).total_seconds() // BLOCK_SECONDS)
 
 
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _top(today: date) -> int:
+    """The newest settled block: the start of today (UTC), or of the fixed history's end if that is later."""
+    return height_at(max(SETTLED_UNTIL, datetime(today.year, today.month, today.day, tzinfo=UTC)))
+
+
 @lru_cache(maxsize=256)
 def _history(seed: int, address: str, scale: float) -> tuple[tuple[int, int, int], ...]:
     """(block_height, microblock_sequence, tx_index) of the wallet's settled transactions, newest first."""
     rng = rng_for(seed, "stacks", address)
-    top = height_at(datetime(2026, 11, 1, tzinfo=UTC))
+    top = height_at(SETTLED_UNTIL)
     busy = busy_wallets(seed)
     if address in busy:
         first = height_at(BUSY_SINCE)
@@ -55,6 +68,39 @@ def _history(seed: int, address: str, scale: float) -> tuple[tuple[int, int, int
     first = rng.randrange(0, top // 2)
     keys = {(rng.randrange(first, top), 2147483647, rng.randrange(0, 300)) for _ in range(count)}
     return tuple(sorted(keys, reverse=True))
+
+
+@lru_cache(maxsize=256)
+def _daily_rate(seed: int, address: str, scale: float) -> float:
+    """The wallet's mean transactions a day over its fixed history (the same draws as `_history`)."""
+    busy = busy_wallets(seed)
+    if address in busy:
+        return (30 + 20 * busy.index(address)) * scale
+    rng = rng_for(seed, "stacks", address)
+    top = height_at(SETTLED_UNTIL)
+    count = int(min(20_000, 30 * scale * rng.paretovariate(1.2)))
+    first = rng.randrange(0, top // 2)
+    return count * 86_400 / ((top - first) * BLOCK_SECONDS)
+
+
+@lru_cache(maxsize=8192)
+def _day(seed: int, address: str, scale: float, day: date) -> tuple[tuple[int, int, int], ...]:
+    """One day after the fixed history, newest first, drawn from the day alone."""
+    rng = rng_for(seed, "stacks-day", address, day.isoformat())
+    rate = _daily_rate(seed, address, scale)
+    count = int(rate) + (rng.random() < rate - int(rate))
+    first = height_at(datetime(day.year, day.month, day.day, tzinfo=UTC))
+    blocks = 86_400 // BLOCK_SECONDS
+    keys = {(rng.randrange(first, first + blocks), 2147483647, rng.randrange(0, 300)) for _ in range(count)}
+    return tuple(sorted(keys, reverse=True))
+
+
+def _since_settled(seed: int, address: str, scale: float, today: date) -> list[tuple[int, int, int]]:
+    days = (today - SETTLED_UNTIL.date()).days
+    out: list[tuple[int, int, int]] = []
+    for n in range(days - 1, -1, -1):
+        out.extend(_day(seed, address, scale, SETTLED_UNTIL.date() + timedelta(days=n)))
+    return out
 
 
 # Revision 1 of the data lists about one transaction in PENDING_SHARE as not yet final; revision 2 settles them.
@@ -138,11 +184,12 @@ def transaction(
 
 def head_height(arrivals: int = 0) -> int:
     """The chain tip: the newest settled block plus the blocks that arrived since."""
-    return height_at(datetime(2026, 11, 1, tzinfo=UTC)) + arrivals
+    return _top(_today()) + arrivals
 
 
 def history(seed: int, address: str, scale: float = 1.0, arrivals: int = 0) -> list[tuple[int, int, int]]:
     """The wallet's keys newest first; `arrivals` new transactions appear above the settled ones."""
-    base = _history(seed, address, scale)
-    top = height_at(datetime(2026, 11, 1, tzinfo=UTC))
-    return [(top + n, 2147483647, 0) for n in range(arrivals, 0, -1)] + list(base)
+    today = _today()
+    top = _top(today)
+    fresh = [(top + n, 2147483647, 0) for n in range(arrivals, 0, -1)]
+    return fresh + _since_settled(seed, address, scale, today) + list(_history(seed, address, scale))
