@@ -147,6 +147,9 @@ class Progress:
     status: str = "REQUESTED"
     total: int = 0
     done: int = 0
+    # partitions this backfill found committed by earlier runs and had nothing to fetch for (a member table's days
+    # that hold every wallet or symbol already): counted once the backfill has succeeded, per asset
+    held: dict[str, int] = field(default_factory=dict)
     failed: int = 0
     in_flight: int = 0
     rows: int = 0
@@ -163,10 +166,12 @@ class Progress:
         """Per asset: partitions, rows and API calls (None for an asset derived in SQL), from its partitions' own
         figures."""
         out = []
-        for asset, partitions in self.per_asset.items():
+        for asset in dict.fromkeys([*self.per_asset, *self.held]):
+            partitions = self.per_asset.get(asset, {})
+            held = self.held.get(asset, 0)
             calls = [int(p["api_calls"]) for p in partitions.values() if "api_calls" in p]
             rows = sum(int(p["rows"]) for p in partitions.values())
-            out.append((asset, len(partitions), rows, sum(calls) if calls else None))
+            out.append((asset, len(partitions) + held, rows, sum(calls) if calls else (0 if held else None)))
         return out
 
     @property
@@ -175,7 +180,8 @@ class Progress:
 
     @property
     def succeeded(self) -> bool:
-        return self.finished and self.failed == 0 and self.done == self.total and self.status != "CANCELED"
+        held = sum(self.held.values())
+        return self.finished and self.failed == 0 and self.done + held == self.total and self.status != "CANCELED"
 
     def report(self, backfill_id: str) -> list[str]:
         """The end of a backfill: per asset its rows, partitions and calls (its partitions' own figures), checks,
@@ -183,7 +189,8 @@ class Progress:
         lines = [f"backfill {backfill_id}: {'SUCCESS' if self.succeeded else self.status} ({self.runs} runs)"]
         for asset, partitions, rows, calls in self.asset_figures():
             calls_text = f", {calls:,} API calls" if calls is not None else ""
-            lines.append(f"  {asset}: {rows:,} rows in {partitions} partitions{calls_text}")
+            held = f" ({self.held[asset]} already held)" if self.held.get(asset) else ""
+            lines.append(f"  {asset}: {rows:,} rows in {partitions} partitions{held}{calls_text}")
         for label, outcome in self.checks.items():
             lines.append(f"  check {label}: {outcome}")
         if self.failure and not self.succeeded:
@@ -193,8 +200,11 @@ class Progress:
     def line(self, elapsed: float) -> str:
         rate = self.done / elapsed if elapsed > 0 and self.done else 0.0
         eta = f", ETA {(self.total - self.done) / rate:.0f} s" if rate and not self.finished else ""
+        held = sum(self.held.values())
+        held_text = f" ({held} already held)" if held else ""
         return (
-            f"{self.done}/{self.total} partitions done, {self.failed} failed, {self.in_flight} in flight · "
+            f"{self.done + held}/{self.total} partitions done{held_text}, {self.failed} failed, "
+            f"{self.in_flight} in flight · "
             f"{self.rows:,} rows · {self.api_calls:,} API calls, {self.http_429} 429s · {elapsed:.0f} s elapsed{eta}"
         )
 
@@ -262,6 +272,8 @@ def progress(instance: dg.DagsterInstance, dsn: str, backfill_id: str, own: Mapp
     member = {a: set(ks) for a, ks in own.items()}  # long ranges: thousands of partitions per asset, each poll
     done = {(a, p) for a, p, _ in committed if p in member.get(a, ())}
     out.done, out.rows = len(done), sum(r for a, p, r in committed if (a, p) in done)
+    if has_ledger and backfill is not None and backfill.status == BulkActionStatus.COMPLETED_SUCCESS:
+        out.held = _held(dsn, own, done)
     runs = instance.get_runs(RunsFilter(tags={BACKFILL_ID_TAG: backfill_id}))
     out.runs = len(runs)
     flying: set[str] = set()
@@ -280,6 +292,24 @@ def progress(instance: dg.DagsterInstance, dsn: str, backfill_id: str, own: Mapp
         if out.finished
         else 0
     )
+    return out
+
+
+def _held(dsn: str, own: Mapping[str, Sequence[str]], done: set[tuple[str, str]]) -> dict[str, int]:
+    """Per asset, the targeted partitions a succeeded backfill did not commit itself but any earlier run did: the
+    IO manager skips a member table's day that holds every member already, so there was nothing to fetch."""
+    missing = [(a, k) for a, ks in own.items() for k in ks if (a, k) not in done]
+    if not missing:
+        return {}
+    with psycopg.connect(dsn) as conn:
+        found = conn.execute(
+            "SELECT DISTINCT asset, partition FROM backfill_platform.ledger "
+            "WHERE (asset, partition) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
+            ([a for a, _ in missing], [k for _, k in missing]),
+        ).fetchall()
+    out: dict[str, int] = {}
+    for asset, _ in found:
+        out[asset] = out.get(asset, 0) + 1
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from datetime import date
 
 import pytest
 
@@ -173,6 +174,27 @@ def test_backfill_canton_lands_updates_and_events_through_the_cli(db_url: str, t
     assert events == sum(len(u["events_by_id"]) if "events_by_id" in u else 1 for u in expected)
     assert f"canton/updates: {updates:,} rows in 2 partitions" in proc.stdout
     assert f"canton/events: {events:,} rows in 2 partitions" in proc.stdout
+
+
+def test_a_second_backfill_of_held_wallet_days_succeeds_with_nothing_to_fetch(db_url: str, tmp_path) -> None:
+    """A member table (Stacks) skips days that hold every wallet already: the re-run is a success, exit 0, with
+    those partitions reported as held and the rows left as the first run wrote them."""
+    import psycopg
+
+    from backfill_platform_tests.sources.stacks_fixtures import BUSY, truth
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS stacks CASCADE")
+    first, last = date(2026, 10, 26), date(2026, 10, 28)
+    expected = {k for w in BUSY for k in truth(w, first, last)}
+    _, once = backfill_with_sandbox("stacks", first.isoformat(), last.isoformat(), db_url, tmp_path)
+    assert f"stacks/wallet_transactions: {len(expected):,} rows in 3 partitions" in once.stdout
+    _, again = backfill_with_sandbox("stacks", first.isoformat(), last.isoformat(), db_url, tmp_path)
+    assert ": SUCCESS (1 runs)" in again.stdout, again.stdout
+    assert "stacks/wallet_transactions: 0 rows in 3 partitions (3 already held), 0 API calls" in again.stdout
+    with psycopg.connect(db_url) as conn:
+        stored = {tuple(r) for r in conn.execute("SELECT address, tx_id FROM stacks.wallet_transactions")}
+    assert stored == expected
 
 
 def backfill_with_sandbox(source: str, first: str, last: str, db_url: str, tmp_path) -> tuple[dict, object]:
