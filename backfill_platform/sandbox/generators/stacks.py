@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
@@ -52,35 +53,32 @@ def _top(today: date) -> int:
     return height_at(max(SETTLED_UNTIL, datetime(today.year, today.month, today.day, tzinfo=UTC)))
 
 
+def _span(seed: int, address: str, scale: float) -> tuple[random.Random, int, int]:
+    """The wallet's fixed history: its generator (past the draws made here), first block and count."""
+    rng = rng_for(seed, "stacks", address)
+    busy = busy_wallets(seed)
+    top = height_at(SETTLED_UNTIL)
+    if address in busy:
+        first = height_at(BUSY_SINCE)
+        return rng, first, int((30 + 20 * busy.index(address)) * scale * (top - first) * BLOCK_SECONDS / 86_400)
+    count = int(min(20_000, 30 * scale * rng.paretovariate(1.2)))
+    return rng, rng.randrange(0, top // 2), count
+
+
 @lru_cache(maxsize=256)
 def _history(seed: int, address: str, scale: float) -> tuple[tuple[int, int, int], ...]:
     """(block_height, microblock_sequence, tx_index) of the wallet's settled transactions, newest first."""
-    rng = rng_for(seed, "stacks", address)
+    rng, first, count = _span(seed, address, scale)
     top = height_at(SETTLED_UNTIL)
-    busy = busy_wallets(seed)
-    if address in busy:
-        first = height_at(BUSY_SINCE)
-        count = int((30 + 20 * busy.index(address)) * scale * (top - first) * BLOCK_SECONDS / 86_400)
-        return tuple(
-            sorted({(rng.randrange(first, top), 2147483647, rng.randrange(0, 300)) for _ in range(count)}, reverse=True)
-        )
-    count = int(min(20_000, 30 * scale * rng.paretovariate(1.2)))
-    first = rng.randrange(0, top // 2)
     keys = {(rng.randrange(first, top), 2147483647, rng.randrange(0, 300)) for _ in range(count)}
     return tuple(sorted(keys, reverse=True))
 
 
 @lru_cache(maxsize=256)
 def _daily_rate(seed: int, address: str, scale: float) -> float:
-    """The wallet's mean transactions a day over its fixed history (the same draws as `_history`)."""
-    busy = busy_wallets(seed)
-    if address in busy:
-        return (30 + 20 * busy.index(address)) * scale
-    rng = rng_for(seed, "stacks", address)
-    top = height_at(SETTLED_UNTIL)
-    count = int(min(20_000, 30 * scale * rng.paretovariate(1.2)))
-    first = rng.randrange(0, top // 2)
-    return count * 86_400 / ((top - first) * BLOCK_SECONDS)
+    """The wallet's mean transactions a day over its fixed history."""
+    _, first, count = _span(seed, address, scale)
+    return count * 86_400 / ((height_at(SETTLED_UNTIL) - first) * BLOCK_SECONDS)
 
 
 @lru_cache(maxsize=8192)
